@@ -1,0 +1,109 @@
+"""run_agent: one call for streamed and non-streamed runs that may pause for approval.
+
+Example::
+
+    result = await run_agent(agent, "clean up /tmp/x")
+    if result.interruptions:
+        await RunStateStore(agent=agent, session_id="ticket-42").save(result)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming, RunState
+from agents.memory import Session
+
+from .config import load_settings
+from .errors import InterruptionException
+from .routing import MultiModelProvider
+
+__all__ = [
+    "ResultProcessor",
+    "consume_result",
+    "default_model_provider",
+    "default_result_processor",
+    "run_agent",
+]
+
+AnyResult: TypeAlias = RunResult | RunResultStreaming
+ResultProcessor: TypeAlias = Callable[[AnyResult], Awaitable[AnyResult]]
+"""An async function that receives the run's result and returns it (or a replacement)."""
+
+_provider_lock = threading.Lock()
+_provider: MultiModelProvider | None = None
+
+
+def default_model_provider() -> MultiModelProvider:
+    """The process-wide :class:`MultiModelProvider` ``run_agent`` routes models through.
+
+    Built once; each prefix's provider is built the first time a model with it is used.
+    """
+    global _provider
+    with _provider_lock:
+        if _provider is None:
+            _provider = MultiModelProvider()
+        return _provider
+
+
+async def consume_result(result: AnyResult) -> AnyResult:
+    """Drive a streamed result to its end so ``interruptions`` and ``final_output`` are set.
+
+    Errors raised during the run surface here, unchanged. Non-streamed results are returned
+    as they are.
+    """
+    if isinstance(result, RunResultStreaming):
+        async for _event in result.stream_events():
+            pass
+    return result
+
+
+default_result_processor: ResultProcessor = consume_result
+"""What ``run_agent`` applies to every result unless given ``result_processor=``."""
+
+
+async def run_agent(
+    agent: Agent[Any],
+    input_or_state: str | list[Any] | RunState[Any, Any],
+    session: Session | None = None,
+    stream: bool = False,
+    *,
+    result_processor: ResultProcessor = default_result_processor,
+    raise_on_interruption: bool = False,
+    run_config: RunConfig | None = None,
+    **runner_kwargs: Any,
+) -> AnyResult:
+    """Run ``agent`` on new input or a resumed ``RunState``, streamed or not, alike.
+
+    The result always has ``interruptions`` (tool calls waiting for approval) and, once
+    finished, ``final_output``. With ``stream=True`` the result processor receives the
+    streaming result; the default one consumes its events.
+
+    Models are routed through :func:`default_model_provider` and tracing export stays off
+    unless ``TIMESTEP_TRACING`` (or ``tracing = true`` in the config file) turns it on. A
+    ``run_config`` you pass is used exactly as given. Other keyword arguments (``context``,
+    ``max_turns``, ``hooks``, ...) go to the SDK's ``Runner``.
+
+    Raises:
+        InterruptionException: with ``raise_on_interruption=True``, when the run pauses.
+    """
+    if run_config is None:
+        run_config = RunConfig(
+            model_provider=default_model_provider(),
+            tracing_disabled=not load_settings().tracing,
+        )
+    result: AnyResult
+    if stream:
+        result = Runner.run_streamed(
+            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+        )
+    else:
+        result = await Runner.run(
+            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+        )
+    result = await result_processor(result)
+    if raise_on_interruption and result.interruptions:
+        raise InterruptionException(result.to_state(), list(result.interruptions))
+    return result

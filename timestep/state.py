@@ -1,0 +1,342 @@
+"""RunStateStore: save a paused run, load it in any later process, resume it.
+
+Example::
+
+    store = RunStateStore(agent=agent, session_id="ticket-42")
+    result = await run_agent(agent, "clean up /tmp/x")
+    if result.interruptions:
+        await store.save(result)            # or result.to_state()
+
+    # later, anywhere
+    state = await store.load()
+    for item in state.get_interruptions():
+        state.approve(item)
+    result = await run_agent(agent, state)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+from agents import Agent, RunResult, RunResultStreaming, RunState
+from agents.handoffs import Handoff
+from agents.run_state import CURRENT_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
+
+from .config import load_settings, redact_url
+from .errors import (
+    AgentMismatchError,
+    ConfigurationError,
+    StateConflictError,
+    StateCorruptedError,
+    StateNotFoundError,
+    UnsupportedSchemaError,
+)
+from .storage import JSONFileBackend, StateBackend, StateRecord, StateStatus, StoredState
+from .storage import get_backend as _get_backend
+
+__all__ = ["RunStateStore"]
+
+PYTHON_SDK = "python"
+_MAX_SESSION_ID = 255
+
+
+class RunStateStore:
+    """Saves and loads the ``RunState`` of one agent's run in one session.
+
+    The state lives in the database Timestep is configured for (embedded SQLite unless
+    ``url``, ``TIMESTEP_DB_URL`` or ``PG_CONNECTION_URI`` says otherwise), one row per agent
+    and session. Writes are optimistic: a save builds on the version this store last loaded
+    or saved, and if another writer got there first it raises
+    :class:`~timestep.StateConflictError` instead of overwriting.
+
+    ``RunStateStore("agent_state.json", agent)`` keeps the state in that JSON file instead.
+
+    Args:
+        file_path: Keep the state in this JSON file rather than a database.
+        agent: The starting agent of the run; the state is rebuilt against its graph.
+        session_id: Which run; generated (see :attr:`session_id`) when omitted.
+        url: Database URL; overrides the environment and config files.
+        backend: A ready :class:`~timestep.storage.StateBackend`, e.g. from a plugin.
+    """
+
+    def __init__(
+        self,
+        file_path: str | os.PathLike[str] | Agent[Any] | None = None,
+        agent: Agent[Any] | None = None,
+        *,
+        session_id: str | None = None,
+        url: str | None = None,
+        backend: StateBackend | None = None,
+    ) -> None:
+        if isinstance(file_path, Agent):
+            if agent is not None:
+                raise ConfigurationError("Pass the agent once: RunStateStore(agent=agent, ...).")
+            file_path, agent = None, file_path
+        if not isinstance(agent, Agent):
+            raise ConfigurationError(
+                "RunStateStore needs the run's starting agent: "
+                "RunStateStore(agent=my_agent, session_id='...')."
+            )
+        if sum(x is not None for x in (file_path, url, backend)) > 1:
+            raise ConfigurationError(
+                "Give RunStateStore at most one of a file path, url= or backend=."
+            )
+        self.agent = agent
+        self._file_backend = JSONFileBackend(file_path) if file_path is not None else None
+        if session_id is None:
+            session_id = self._file_backend.path.stem if self._file_backend else uuid.uuid4().hex
+        self.session_id = _check_session_id(session_id)
+        self._backend = backend or self._file_backend
+        # Resolve the URL now so a bad one fails here, not at the first await.
+        self.url = self._backend.url if self._backend else load_settings(url).db_url
+        self._version: int | None = None
+        self._agent_names: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RunStateStore(agent={self.agent.name!r}, session_id={self.session_id!r}, "
+            f"url={redact_url(self.url)!r})"
+        )
+
+    @property
+    def version(self) -> int | None:
+        """The row version this store last loaded or saved (``None`` before either)."""
+        return self._version
+
+    @property
+    def backend(self) -> StateBackend:
+        """The storage backend (resolved on first use, inside the event loop)."""
+        if self._backend is None:
+            return _get_backend(self.url)
+        return self._backend
+
+    async def save(
+        self,
+        state: RunState[Any, Any] | RunResult | RunResultStreaming,
+        *,
+        status: StateStatus | str | None = None,
+        overwrite: bool = False,
+    ) -> StoredState:
+        """Store ``state`` (or ``result.to_state()``) in one transaction.
+
+        The status is ``interrupted`` while approvals are pending, ``completed`` for a result
+        that finished, ``running`` otherwise; pass ``status=`` to say it yourself. A completed
+        state of the same session is replaced; an interrupted or running one only by a store
+        that loaded or saved it (or with ``overwrite=True``).
+
+        Raises:
+            StateConflictError: another writer saved this session first. Nothing was written.
+        """
+        finished = False
+        if isinstance(state, RunResult | RunResultStreaming):
+            finished = not state.interruptions and state.final_output is not None
+            state = state.to_state()
+        serialized = state.to_json()
+        pending = _pending_approvals(serialized)
+        current_agent = (serialized.get("current_agent") or {}).get("name")
+        if status is None:
+            status = (
+                StateStatus.INTERRUPTED
+                if pending
+                else StateStatus.COMPLETED
+                if finished
+                else StateStatus.RUNNING
+            )
+        record = StateRecord(
+            agent_name=self.agent.name,
+            session_id=self.session_id,
+            status=StateStatus(status),
+            sdk=PYTHON_SDK,
+            schema_version=str(serialized.get("$schemaVersion", CURRENT_SCHEMA_VERSION)),
+            state=json.dumps(serialized, separators=(",", ":")),
+            current_agent=current_agent,
+            interruptions=pending,
+        )
+        backend = self.backend
+        try:
+            stored = await backend.save(record, expected_version=self._version, overwrite=overwrite)
+        except StateConflictError as conflict:
+            stored = await self._replace_completed(backend, record, conflict)
+        self._version = stored.version
+        return stored
+
+    async def load(self, *, context: Any = None) -> RunState[Any, Agent[Any]]:
+        """Rebuild the stored ``RunState``, ready to approve, reject and resume.
+
+        ``context`` replaces the stored run context (pass your own context object when it is
+        not a plain mapping). Nothing stored changes, whatever goes wrong.
+
+        Raises:
+            StateNotFoundError: nothing is stored for this agent and session.
+            StateCorruptedError: the stored payload is truncated or not a run state.
+            UnsupportedSchemaError: written by an SDK or schema version this install can't read.
+            AgentMismatchError: the state belongs to a different agent graph.
+        """
+        stored = await self.backend.load(self.agent.name, self.session_id)
+        if stored is None:
+            raise StateNotFoundError(
+                f"No saved state for agent {self.agent.name!r}, session {self.session_id!r} "
+                f"in {redact_url(self.url)}. Save one first (store.save(result)), or check the "
+                "session id and database: `timestep runs list` shows what is stored.",
+                session_id=self.session_id,
+            )
+        state = await self._rebuild(stored, context)
+        self._version = stored.version
+        return state
+
+    async def clear(self) -> bool:
+        """Delete the stored state; ``True`` if there was one. The next save starts afresh."""
+        deleted = await self.backend.delete(self.agent.name, self.session_id)
+        self._version = None
+        return deleted
+
+    async def info(self) -> StoredState | None:
+        """The stored row (metadata and payload) without rebuilding the state."""
+        return await self.backend.load(self.agent.name, self.session_id)
+
+    async def list(
+        self,
+        *,
+        status: StateStatus | str | None = None,
+        agent_name: str | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredState]:
+        """Stored runs in this store's database, newest first, e.g. every paused run::
+
+        await store.list(status="interrupted")
+        """
+        return await self.backend.list(
+            status=None if status is None else StateStatus(status),
+            agent_name=agent_name,
+            session_id=session_id,
+            limit=limit,
+        )
+
+    async def _replace_completed(
+        self, backend: StateBackend, record: StateRecord, conflict: StateConflictError
+    ) -> StoredState:
+        # A finished run is history, not work in progress: a new run of the same session may
+        # take its place. The conditional update still loses cleanly to a concurrent writer.
+        if self._version is not None or conflict.actual_version is None:
+            raise conflict
+        current = await backend.load(record.agent_name, record.session_id)
+        if current is None or current.status != StateStatus.COMPLETED:
+            raise conflict
+        return await backend.save(record, expected_version=current.version)
+
+    async def _rebuild(self, stored: StoredState, context: Any) -> RunState[Any, Agent[Any]]:
+        where = f"agent {stored.agent_name!r}, session {stored.session_id!r}"
+        if stored.sdk != PYTHON_SDK:
+            raise UnsupportedSchemaError(
+                f"The state of {where} was written by the {stored.sdk!r} SDK "
+                f"(schema {stored.schema_version}); this install reads Python SDK states only. "
+                "Resume it with that SDK, or clear it with store.clear().",
+                session_id=stored.session_id,
+            )
+        try:
+            data = json.loads(stored.state)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise StateCorruptedError(
+                f"The stored state of {where} is not valid JSON ({error}); it was truncated or "
+                "edited outside Timestep. Clear it with store.clear() and run the agent again.",
+                session_id=stored.session_id,
+            ) from None
+        if not isinstance(data, dict):
+            raise StateCorruptedError(
+                f"The stored state of {where} is not a run state object. Clear it with "
+                "store.clear() and run the agent again.",
+                session_id=stored.session_id,
+            )
+        schema = data.get("$schemaVersion")
+        if schema not in SUPPORTED_SCHEMA_VERSIONS:
+            newest = max(SUPPORTED_SCHEMA_VERSIONS, key=_version_key)
+            raise UnsupportedSchemaError(
+                f"The state of {where} has $schemaVersion {schema!r}; this openai-agents reads "
+                f"up to {newest}. Upgrade openai-agents (and timestep) to the version that wrote "
+                "it, or clear it with store.clear().",
+                session_id=stored.session_id,
+            )
+        current = data.get("current_agent")
+        current_name = current.get("name") if isinstance(current, dict) else None
+        known = self._graph_names()
+        if current_name not in known:
+            raise AgentMismatchError(
+                f"The state of {where} is at agent {current_name!r}, which is not in the graph "
+                f"of {self.agent.name!r} (agents: {', '.join(sorted(known))}). Load it with the "
+                "agent graph that saved it (same names and handoffs).",
+                session_id=stored.session_id,
+            )
+        try:
+            return await RunState.from_json(self.agent, data, context_override=context)
+        except Exception as error:
+            kind = AgentMismatchError if "agent" in str(error).lower() else StateCorruptedError
+            raise kind(
+                f"The state of {where} cannot be resumed with agent {self.agent.name!r}: "
+                f"{error}. Use the agent graph and tools that saved it, or clear it with "
+                "store.clear().",
+                session_id=stored.session_id,
+            ) from error
+
+    def _graph_names(self) -> frozenset[str]:
+        if self._agent_names is None:
+            self._agent_names = frozenset(_agent_graph(self.agent))
+        return self._agent_names
+
+
+def _agent_graph(root: Agent[Any]) -> set[str]:
+    """Names of every agent reachable from ``root`` through handoffs (cycles allowed)."""
+    seen: set[str] = set()
+    stack: list[Any] = [root]
+    while stack:
+        agent = stack.pop()
+        if isinstance(agent, Handoff):
+            seen.add(agent.agent_name)
+            target = agent._agent_ref() if agent._agent_ref is not None else None
+            if target is not None and target.name not in seen:
+                stack.append(target)
+            continue
+        if not isinstance(agent, Agent) or agent.name in seen:
+            continue
+        seen.add(agent.name)
+        stack.extend(agent.handoffs)
+    return seen
+
+
+def _pending_approvals(serialized: dict[str, Any]) -> list[dict[str, Any]]:
+    step = serialized.get("current_step") or {}
+    if step.get("type") != "next_step_interruption":
+        return []
+    pending = []
+    for item in step.get("data", {}).get("interruptions", []):
+        raw = item.get("raw_item") or {}
+        pending.append(
+            {
+                "tool_name": item.get("tool_name") or raw.get("name"),
+                "call_id": raw.get("call_id") or raw.get("id"),
+                "arguments": raw.get("arguments"),
+                "agent": (item.get("agent") or {}).get("name"),
+            }
+        )
+    return pending
+
+
+def _check_session_id(session_id: object) -> str:
+    if not isinstance(session_id, str) or not session_id.strip():
+        raise ConfigurationError(
+            f"session_id must be a non-empty string, not {session_id!r}. Omit it to have one "
+            "generated (store.session_id)."
+        )
+    if len(session_id) > _MAX_SESSION_ID or "\x00" in session_id:
+        raise ConfigurationError(
+            f"session_id must be at most {_MAX_SESSION_ID} characters without NUL bytes; got "
+            f"{len(session_id)} characters. Use a shorter id, such as a hash of the long one."
+        )
+    return session_id
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
