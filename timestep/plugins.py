@@ -136,9 +136,10 @@ def _collect(hook_name: str, what: str) -> dict[str, Registration[Any]]:
 
 
 def _impls(hook_name: str) -> list[Any]:
-    # Walk implementations one by one (oldest first) so each registration knows its plugin.
+    # Walk implementations one by one, in registration order, so each registration knows
+    # which plugin made it.
     caller = getattr(get_plugin_manager().hook, hook_name)
-    return list(reversed(caller.get_hookimpls()))
+    return list(caller.get_hookimpls())
 
 
 def _add_unique(

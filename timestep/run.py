@@ -48,6 +48,13 @@ def default_model_provider() -> MultiModelProvider:
         return _provider
 
 
+def _reset_default_model_provider() -> None:
+    """Forget the shared provider (tests that change plugins between runs)."""
+    global _provider
+    with _provider_lock:
+        _provider = None
+
+
 async def consume_result(result: AnyResult) -> AnyResult:
     """Drive a streamed result to its end so ``interruptions`` and ``final_output`` are set.
 

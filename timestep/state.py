@@ -34,7 +34,14 @@ from .errors import (
     StateNotFoundError,
     UnsupportedSchemaError,
 )
-from .storage import JSONFileBackend, StateBackend, StateRecord, StateStatus, StoredState
+from .storage import (
+    JSONFileBackend,
+    StateBackend,
+    StateRecord,
+    StateStatus,
+    StoredState,
+    backend_factory,
+)
 from .storage import get_backend as _get_backend
 
 __all__ = ["RunStateStore"]
@@ -92,8 +99,10 @@ class RunStateStore:
         self._backend = backend or self._file_backend
         # Resolve the URL now so a bad one fails here, not at the first await.
         self.url = self._backend.url if self._backend else load_settings(url).db_url
+        if self._backend is None:
+            backend_factory(self.url)
         self._version: int | None = None
-        self._agent_names: frozenset[str] | None = None
+        self._agents: dict[str, Agent[Any] | None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -262,7 +271,7 @@ class RunStateStore:
             )
         current = data.get("current_agent")
         current_name = current.get("name") if isinstance(current, dict) else None
-        known = self._graph_names()
+        known = self._graph()
         if current_name not in known:
             raise AgentMismatchError(
                 f"The state of {where} is at agent {current_name!r}, which is not in the graph "
@@ -270,10 +279,19 @@ class RunStateStore:
                 "agent graph that saved it (same names and handoffs).",
                 session_id=stored.session_id,
             )
+        for pending in _pending_approvals(data):
+            owner = known.get(pending["agent"] or current_name or "")
+            if owner is not None and pending["tool_name"] not in _tool_names(owner):
+                raise AgentMismatchError(
+                    f"The state of {where} waits for approval of tool {pending['tool_name']!r} "
+                    f"on agent {owner.name!r}, which has no such tool now. Load it with the "
+                    "agent definition that saved it.",
+                    session_id=stored.session_id,
+                )
         try:
             return await RunState.from_json(self.agent, data, context_override=context)
         except Exception as error:
-            kind = AgentMismatchError if "agent" in str(error).lower() else StateCorruptedError
+            kind = AgentMismatchError if "not found" in str(error) else StateCorruptedError
             raise kind(
                 f"The state of {where} cannot be resumed with agent {self.agent.name!r}: "
                 f"{error}. Use the agent graph and tools that saved it, or clear it with "
@@ -281,29 +299,35 @@ class RunStateStore:
                 session_id=stored.session_id,
             ) from error
 
-    def _graph_names(self) -> frozenset[str]:
-        if self._agent_names is None:
-            self._agent_names = frozenset(_agent_graph(self.agent))
-        return self._agent_names
+    def _graph(self) -> dict[str, Agent[Any] | None]:
+        if self._agents is None:
+            self._agents = _agent_graph(self.agent)
+        return self._agents
 
 
-def _agent_graph(root: Agent[Any]) -> set[str]:
-    """Names of every agent reachable from ``root`` through handoffs (cycles allowed)."""
-    seen: set[str] = set()
+def _agent_graph(root: Agent[Any]) -> dict[str, Agent[Any] | None]:
+    """Every agent reachable from ``root`` through handoffs, by name (cycles allowed).
+
+    A handoff whose target is no longer alive is known by name only (``None``).
+    """
+    seen: dict[str, Agent[Any] | None] = {}
     stack: list[Any] = [root]
     while stack:
-        agent = stack.pop()
-        if isinstance(agent, Handoff):
-            seen.add(agent.agent_name)
-            target = agent._agent_ref() if agent._agent_ref is not None else None
-            if target is not None and target.name not in seen:
+        node = stack.pop()
+        if isinstance(node, Handoff):
+            target = node._agent_ref() if node._agent_ref is not None else None
+            if target is None:
+                seen.setdefault(node.agent_name, None)
+            else:
                 stack.append(target)
-            continue
-        if not isinstance(agent, Agent) or agent.name in seen:
-            continue
-        seen.add(agent.name)
-        stack.extend(agent.handoffs)
+        elif isinstance(node, Agent) and seen.get(node.name) is None:
+            seen[node.name] = node
+            stack.extend(node.handoffs)
     return seen
+
+
+def _tool_names(agent: Agent[Any]) -> set[str]:
+    return {str(getattr(tool, "name", "")) for tool in agent.tools}
 
 
 def _pending_approvals(serialized: dict[str, Any]) -> list[dict[str, Any]]:

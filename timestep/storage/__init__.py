@@ -13,6 +13,7 @@ import weakref
 
 from ..config import load_settings, normalize_db_url, redact_url, url_scheme
 from ..errors import ConfigurationError
+from ..hookspecs import BackendFactory
 from .base import StateBackend, StateRecord, StateStatus, StoredState
 from .file import JSONFileBackend
 from .sql import SQLStateBackend
@@ -24,6 +25,7 @@ __all__ = [
     "StateRecord",
     "StateStatus",
     "StoredState",
+    "backend_factory",
     "close_backends",
     "get_backend",
 ]
@@ -41,25 +43,35 @@ def get_backend(url: str | None = None) -> StateBackend:
     The backend is chosen by URL scheme among those registered through the
     ``register_state_backends`` hook. Must be called inside a running event loop.
     """
-    from .. import plugins
-
     resolved = normalize_db_url(url) if url else load_settings().db_url
     per_loop = _backends.setdefault(asyncio.get_running_loop(), {})
     backend = per_loop.get(resolved)
     if backend is None:
-        scheme = url_scheme(resolved)
-        factories = plugins.state_backend_factories()
-        registration = factories.get(scheme)
-        if registration is None:
-            known = ", ".join(f"{s}://" for s in sorted(factories))
-            raise ConfigurationError(
-                f"No storage backend handles {redact_url(resolved)!r} (scheme {scheme!r}). "
-                f"Known schemes: {known}. Install the plugin that provides {scheme}:// or use "
-                "a postgresql:// or sqlite:/// URL."
-            )
-        backend = registration.value(resolved)
+        backend = backend_factory(resolved)(resolved)
         per_loop[resolved] = backend
     return backend
+
+
+def backend_factory(url: str) -> BackendFactory:
+    """The registered factory for ``url``'s scheme.
+
+    Raises:
+        ConfigurationError: no installed plugin handles the scheme; the message lists those
+            that do.
+    """
+    from .. import plugins
+
+    scheme = url_scheme(url)
+    factories = plugins.state_backend_factories()
+    registration = factories.get(scheme)
+    if registration is None:
+        known = ", ".join(f"{s}://" for s in sorted(factories))
+        raise ConfigurationError(
+            f"No storage backend handles {redact_url(url)!r} (scheme {scheme!r}). Known "
+            f"schemes: {known}. Install the plugin that provides {scheme}:// or use a "
+            "postgresql:// or sqlite:/// URL."
+        )
+    return registration.value
 
 
 async def close_backends() -> None:

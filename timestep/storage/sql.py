@@ -170,14 +170,30 @@ class SQLStateBackend:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         await self._ensure_migrated()
-        async with self._guard(), self._get_engine().connect() as conn:
+        async with self._guard(), self._connect() as conn:
             yield conn
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         await self._ensure_migrated()
-        async with self._guard(), self._get_engine().begin() as conn:
+        async with self._guard(), self._connect() as conn, conn.begin():
             yield conn
+
+    @asynccontextmanager
+    async def _connect(self, **options: Any) -> AsyncIterator[AsyncConnection]:
+        conn = self._get_engine().connect()
+        # Any failure to get a connection means the database is unreachable for us (down,
+        # wrong host, missing database, refused credentials), whatever the driver calls it.
+        try:
+            await conn.start()
+        except (DBAPIError, OSError, TimeoutError) as error:
+            raise self._unavailable(error) from error
+        try:
+            if options:
+                await conn.execution_options(**options)
+            yield conn
+        finally:
+            await conn.close()
 
     async def _ensure_migrated(self) -> None:
         if self._migrated:
@@ -185,17 +201,10 @@ class SQLStateBackend:
         async with self._migrate_lock:
             if self._migrated:
                 return
-            engine = self._get_engine()
-            async with self._guard():
-                if self._dialect == "sqlite":
-                    conn_options: dict[str, Any] = {"timestep_begin": "BEGIN IMMEDIATE"}
-                    async with engine.connect() as conn:
-                        conn = await conn.execution_options(**conn_options)
-                        async with conn.begin():
-                            await conn.run_sync(apply_migrations)
-                else:
-                    async with engine.begin() as conn:
-                        await conn.run_sync(apply_migrations)
+            # SQLite: take the write lock up front so concurrent first users queue.
+            options = {"timestep_begin": "BEGIN IMMEDIATE"} if self._dialect == "sqlite" else {}
+            async with self._guard(), self._connect(**options) as conn, conn.begin():
+                await conn.run_sync(apply_migrations)
             self._migrated = True
 
     def _get_engine(self) -> AsyncEngine:
@@ -272,22 +281,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def _is_connection_error(error: DBAPIError) -> bool:
-    original = error.orig
-    if isinstance(original, OSError | TimeoutError | ConnectionError):
-        return True
-    # asyncpg's connection and startup failures (server gone, database missing, shutting down)
-    name = type(original).__name__
-    cause = getattr(original, "__cause__", None)
-    return isinstance(cause, OSError) or name in {
-        "ConnectionDoesNotExistError",
-        "ConnectionFailureError",
-        "CannotConnectNowError",
-        "InvalidCatalogNameError",
-        "InvalidAuthorizationSpecificationError",
-        "InvalidPasswordError",
-        "AdminShutdownError",
-        "InterfaceError",
-    }
+    """Whether a statement failed because the connection went away mid-use."""
+    cause: BaseException | None = error.orig
+    while cause is not None:
+        if isinstance(cause, OSError | TimeoutError):
+            return True
+        # asyncpg's classes for a server that closed or is shutting down the connection
+        if type(cause).__name__ in {
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+            "CannotConnectNowError",
+            "AdminShutdownError",
+        }:
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _row_values(record: StateRecord, now: datetime) -> dict[str, Any]:

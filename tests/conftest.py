@@ -1,0 +1,47 @@
+"""Shared set-up for Timestep's own tests; the reusable fixtures come from timestep.testing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from timestep import plugins
+
+OPS_PROCESS = Path(__file__).parent / "ops_process.py"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(timestep_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's database, keys or plugin selection."""
+    for name in ("OPENAI_API_KEY", "TIMESTEP_LOAD_PLUGINS", "TIMESTEP_EXAMPLE_BROKEN"):
+        monkeypatch.delenv(name, raising=False)
+    plugins._reset_for_tests()
+
+
+@pytest.fixture
+def ops_process(timestep_home: Path) -> Callable[..., dict[str, Any]]:
+    """Run one phase of the ops scenario in a separate Python process; returns its JSON report."""
+
+    def run(*args: str, expect_ok: bool = True) -> dict[str, Any]:
+        env = {**os.environ, "TIMESTEP_HOME": str(timestep_home)}
+        done = subprocess.run(
+            [sys.executable, str(OPS_PROCESS), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        if expect_ok and done.returncode != 0:
+            pytest.fail(f"ops_process {args} failed:\n{done.stdout}\n{done.stderr}")
+        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        report["returncode"] = done.returncode
+        return report
+
+    return run

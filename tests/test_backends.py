@@ -1,0 +1,84 @@
+"""Every backend passes the same conformance suite; migrations run once and are versioned."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+
+from timestep import StorageError
+from timestep.storage import SQLStateBackend, StateBackend, get_backend
+from timestep.storage.schema import SCHEMA_VERSION, migrations
+from timestep.testing import StateBackendConformance, make_record
+
+
+class TestSQLiteBackend(StateBackendConformance):
+    @pytest.fixture
+    async def backend(self, sqlite_url: str) -> AsyncIterator[StateBackend]:
+        backend = SQLStateBackend(sqlite_url)
+        yield backend
+        await backend.close()
+
+
+class TestPostgresBackend(StateBackendConformance):
+    @pytest.fixture
+    async def backend(self, postgres_url: str) -> AsyncIterator[StateBackend]:
+        backend = SQLStateBackend(postgres_url)
+        yield backend
+        await backend.close()
+
+
+class TestThirdPartyMemoryBackend(StateBackendConformance):
+    """The installed example plugin's backend, found by its URL scheme like any user's."""
+
+    @pytest.fixture
+    async def backend(self) -> AsyncIterator[StateBackend]:
+        yield get_backend(f"memory://{uuid.uuid4().hex}")
+
+
+async def test_one_backend_per_url_per_process(sqlite_url: str) -> None:
+    assert get_backend(sqlite_url) is get_backend(
+        sqlite_url.replace("sqlite://", "sqlite+aiosqlite://")
+    )
+
+
+async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
+    first, second = SQLStateBackend(db_url), SQLStateBackend(db_url)
+    try:
+        # Fresh database, several first users at once: all agree, none fails.
+        await asyncio.gather(
+            *(b.save(make_record(), expected_version=None) for b in (first, second))
+        )
+        await asyncio.gather(*(SQLStateBackend(db_url).list() for _ in range(3)))
+        async with first._connection() as conn:
+            applied = (await conn.execute(select(migrations.c.version))).scalars().all()
+        assert applied == list(range(1, SCHEMA_VERSION + 1))
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_database_from_a_newer_timestep_is_refused(db_url: str) -> None:
+    backend = SQLStateBackend(db_url)
+    await backend.list()
+    async with backend._transaction() as conn:
+        await conn.execute(migrations.insert().values(version=999, applied_at=datetime.now(UTC)))
+    await backend.close()
+    newer = SQLStateBackend(db_url)
+    with pytest.raises(StorageError, match="Upgrade timestep"):
+        await newer.list()
+    await newer.close()
+
+
+async def test_a_dropped_table_is_a_storage_error_not_a_driver_error(sqlite_url: str) -> None:
+    backend = SQLStateBackend(sqlite_url)
+    await backend.save(make_record("s"), expected_version=None)
+    async with backend._transaction() as conn:
+        await conn.execute(text("DROP TABLE timestep_run_states"))
+    with pytest.raises(StorageError, match="changed by hand"):
+        await backend.load("Ops", "s")
+    await backend.close()
