@@ -47,19 +47,17 @@ async def test_one_backend_per_url_per_process(sqlite_url: str) -> None:
 
 
 async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
-    first, second = SQLStateBackend(db_url), SQLStateBackend(db_url)
+    backends = [SQLStateBackend(db_url) for _ in range(4)]
     try:
         # Fresh database, several first users at once: all agree, none fails.
-        await asyncio.gather(
-            *(b.save(make_record(), expected_version=None) for b in (first, second))
-        )
-        await asyncio.gather(*(SQLStateBackend(db_url).list() for _ in range(3)))
-        async with first._connection() as conn:
+        await asyncio.gather(*(b.save(make_record(), expected_version=None) for b in backends))
+        async with backends[0]._transaction() as conn:
             applied = (await conn.execute(select(migrations.c.version))).scalars().all()
         assert applied == list(range(1, SCHEMA_VERSION + 1))
+        assert len(await backends[0].list()) == len(backends)
     finally:
-        await first.close()
-        await second.close()
+        for backend in backends:
+            await backend.close()
 
 
 async def test_a_database_from_a_newer_timestep_is_refused(db_url: str) -> None:

@@ -1,19 +1,25 @@
-"""The built-in backend: SQLAlchemy Core over asyncpg (PostgreSQL) or aiosqlite (SQLite)."""
+"""The built-in backend: PostgreSQL (asyncpg) or SQLite (aiosqlite), pooled by SQLAlchemy.
+
+SQLAlchemy owns the engine, the pool and the migrations. Every run-state operation is a single
+SQL statement, atomic on its own, so it runs in autocommit on the driver's own connection:
+one round trip (PostgreSQL, with asyncpg's cached prepared statements) or one worker-thread hop
+(SQLite) per call. Going through SQLAlchemy's statement layer cost 2-3x the bare driver time
+(bench/state_store.py); the statements here are fixed strings built once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, event, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,16 +33,64 @@ from .schema import apply_migrations, run_states
 
 __all__ = ["SQLStateBackend", "register_state_backends"]
 
-_RETURNED = (
-    run_states.c.id,
-    run_states.c.version,
-    run_states.c.created_at,
-    run_states.c.updated_at,
+_TABLE = run_states.name
+_COLUMNS = (
+    "id",
+    "agent_name",
+    "session_id",
+    "status",
+    "sdk",
+    "schema_version",
+    "state",
+    "current_agent",
+    "interruptions",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {_TABLE}"
+_KEY = "agent_name = ? AND session_id = ?"
+_RETURNING = "RETURNING id, version, created_at, updated_at"
+_WRITTEN = "status, sdk, schema_version, state, current_agent, interruptions"
+_INSERT = (
+    f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+    "ON CONFLICT (agent_name, session_id) DO "
 )
 
 
+class _Statements:
+    """The fixed SQL of every run-state operation, in the driver's parameter style."""
+
+    def __init__(self, numbered: bool) -> None:
+        def sql(text: str) -> str:
+            if not numbered:
+                return text
+            count = iter(range(1, 1000))
+            return re.sub(r"\?", lambda _: f"${next(count)}", text)
+
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in _WRITTEN.split(", "))
+        self.create = sql(f"{_INSERT}NOTHING {_RETURNING}")
+        self.upsert = sql(
+            f"{_INSERT}UPDATE SET {assignments}, version = {_TABLE}.version + 1, "
+            f"updated_at = excluded.updated_at {_RETURNING}"
+        )
+        self.update = sql(
+            f"UPDATE {_TABLE} SET {', '.join(f'{c} = ?' for c in _WRITTEN.split(', '))}, "
+            f"version = version + 1, updated_at = ? WHERE {_KEY} AND version = ? {_RETURNING}"
+        )
+        self.version = sql(f"SELECT version FROM {_TABLE} WHERE {_KEY}")
+        self.load = sql(f"{_SELECT} WHERE {_KEY}")
+        self.get = sql(f"{_SELECT} WHERE id = ?")
+        self.delete = sql(f"DELETE FROM {_TABLE} WHERE {_KEY} RETURNING id")
+        self._sql = sql
+
+    def listing(self, filters: dict[str, str]) -> str:
+        where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
+        return self._sql(f"{_SELECT} WHERE {where} ORDER BY updated_at DESC, id LIMIT ?")
+
+
 class SQLStateBackend:
-    """Run states in PostgreSQL or SQLite through SQLAlchemy Core.
+    """Run states in PostgreSQL or SQLite.
 
     The engine is created on first use and the schema migrated once per backend object;
     :func:`timestep.storage.get_backend` keeps one object per URL per event loop.
@@ -57,10 +111,9 @@ class SQLStateBackend:
                 "SQLStateBackend serves postgresql:// and sqlite:/// URLs, "
                 f"not {redact_url(url)!r}."
             )
-        self._sqlite_path = parsed.database if self._dialect == "sqlite" else None
-        self._insert: Callable[..., Any] = (
-            pg_insert if self._dialect == "postgresql" else sqlite_insert
-        )
+        self._postgres = self._dialect == "postgresql"
+        self._sqlite_path = None if self._postgres else parsed.database
+        self._sql = _Statements(numbered=self._postgres)
         self._engine: AsyncEngine | None = None
         self._migrated = False
         self._migrate_lock = asyncio.Lock()
@@ -72,63 +125,44 @@ class SQLStateBackend:
         self, record: StateRecord, *, expected_version: int | None, overwrite: bool = False
     ) -> StoredState:
         now = datetime.now(UTC)
-        values = _row_values(record, now)
-        key = (run_states.c.agent_name == record.agent_name) & (
-            run_states.c.session_id == record.session_id
+        stamp = self._timestamp(now)
+        written = (
+            StateStatus(record.status).value,
+            record.sdk,
+            record.schema_version,
+            record.state,
+            record.current_agent,
+            json.dumps(record.interruptions, separators=(",", ":")),
         )
-        async with self._transaction() as conn:
-            if overwrite:
-                statement = self._insert(run_states).values(
-                    id=uuid.uuid4().hex, version=1, created_at=now, **values
-                )
-                statement = statement.on_conflict_do_update(
-                    index_elements=[run_states.c.agent_name, run_states.c.session_id],
-                    set_={**values, "version": run_states.c.version + 1},
-                )
-            elif expected_version is None:
-                statement = (
-                    self._insert(run_states)
-                    .values(id=uuid.uuid4().hex, version=1, created_at=now, **values)
-                    .on_conflict_do_nothing(
-                        index_elements=[run_states.c.agent_name, run_states.c.session_id]
-                    )
-                )
-            else:
-                statement = (
-                    run_states.update()
-                    .where(key & (run_states.c.version == expected_version))
-                    .values(version=run_states.c.version + 1, **values)
-                )
-            row = (await conn.execute(statement.returning(*_RETURNED))).first()
-            if row is None:
-                actual = (
-                    await conn.execute(select(run_states.c.version).where(key))
-                ).scalar_one_or_none()
-                raise _conflict(record, expected_version, actual)
+        key = (record.agent_name, record.session_id)
+        if expected_version is None or overwrite:
+            sql = self._sql.upsert if overwrite else self._sql.create
+            params: tuple[Any, ...] = (uuid.uuid4().hex, *key, *written, stamp, stamp)
+        else:
+            sql, params = self._sql.update, (*written, stamp, *key, expected_version)
+        rows = await self._run(sql, params, retry=False)
+        if not rows:
+            found = await self._run(self._sql.version, key, retry=False)
+            raise _conflict(record, expected_version, found[0][0] if found else None)
+        state_id, version, created_at, updated_at = rows[0]
         return StoredState(
             **record.__dict__,
-            id=row.id,
-            version=row.version,
-            created_at=_utc(row.created_at),
-            updated_at=_utc(row.updated_at),
+            id=state_id,
+            version=version,
+            created_at=_utc(created_at),
+            updated_at=_utc(updated_at),
         )
 
     async def load(self, agent_name: str, session_id: str) -> StoredState | None:
-        query = select(run_states).where(
-            (run_states.c.agent_name == agent_name) & (run_states.c.session_id == session_id)
-        )
-        return await self._fetch_one(query)
+        rows = await self._run(self._sql.load, (agent_name, session_id))
+        return _stored(rows[0]) if rows else None
 
     async def get(self, state_id: str) -> StoredState | None:
-        return await self._fetch_one(select(run_states).where(run_states.c.id == state_id))
+        rows = await self._run(self._sql.get, (state_id,))
+        return _stored(rows[0]) if rows else None
 
     async def delete(self, agent_name: str, session_id: str) -> bool:
-        statement = run_states.delete().where(
-            (run_states.c.agent_name == agent_name) & (run_states.c.session_id == session_id)
-        )
-        async with self._transaction() as conn:
-            result = await conn.execute(statement)
-        return bool(result.rowcount)
+        return bool(await self._run(self._sql.delete, (agent_name, session_id), retry=False))
 
     async def list(
         self,
@@ -138,46 +172,57 @@ class SQLStateBackend:
         session_id: str | None = None,
         limit: int = 100,
     ) -> list[StoredState]:
-        query = select(run_states)
-        if status is not None:
-            query = query.where(run_states.c.status == StateStatus(status).value)
-        if agent_name is not None:
-            query = query.where(run_states.c.agent_name == agent_name)
-        if session_id is not None:
-            query = query.where(run_states.c.session_id == session_id)
-        query = query.order_by(run_states.c.updated_at.desc(), run_states.c.id).limit(limit)
-        async with self._connection() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_stored(row) for row in rows]
-
-    async def count(self) -> int:
-        """How many states are stored (for diagnostics and tests)."""
-        async with self._connection() as conn:
-            return int(
-                (await conn.execute(select(func.count()).select_from(run_states))).scalar_one()
+        filters = {
+            column: value
+            for column, value in (
+                ("status", None if status is None else StateStatus(status).value),
+                ("agent_name", agent_name),
+                ("session_id", session_id),
             )
+            if value is not None
+        }
+        rows = await self._run(self._sql.listing(filters), (*filters.values(), max(limit, 0)))
+        return [_stored(row) for row in rows]
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
 
-    async def _fetch_one(self, query: Any) -> StoredState | None:
-        async with self._connection() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else _stored(row)
+    async def _run(self, sql: str, params: Sequence[Any], *, retry: bool = True) -> Sequence[Any]:
+        """Execute one statement in autocommit and return its rows.
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        A pooled connection the server has dropped (a restart, an idle timeout) is discarded;
+        reads then try once more on a fresh connection. Writes do not, since the first attempt
+        may have committed.
+        """
         await self._ensure_migrated()
-        async with self._guard(), self._connect() as conn:
-            yield conn
+        for attempt in (1, 2):
+            async with self._guard(), self._connect() as conn:
+                raw: Any = (await conn.get_raw_connection()).driver_connection
+                try:
+                    if self._postgres:
+                        return list(await raw.fetch(sql, *params))
+                    return list(await raw.execute_fetchall(sql, params))
+                except Exception as error:
+                    if not _is_connection_error(error):
+                        raise
+                    await conn.invalidate()
+                    if not retry or attempt == 2:
+                        raise self._unavailable(error) from error
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A SQLAlchemy connection in a transaction (migrations, tests, maintenance)."""
         await self._ensure_migrated()
-        async with self._guard(), self._connect() as conn, conn.begin():
+        async with self._guard(), self._connect(**self._transactional) as conn, conn.begin():
             yield conn
+
+    @property
+    def _transactional(self) -> dict[str, Any]:
+        # The engine autocommits; a transaction has to ask for a real isolation level.
+        return {"isolation_level": "READ COMMITTED"} if self._postgres else {}
 
     @asynccontextmanager
     async def _connect(self, **options: Any) -> AsyncIterator[AsyncConnection]:
@@ -202,7 +247,9 @@ class SQLStateBackend:
             if self._migrated:
                 return
             # SQLite: take the write lock up front so concurrent first users queue.
-            options = {"timestep_begin": "BEGIN IMMEDIATE"} if self._dialect == "sqlite" else {}
+            options = (
+                self._transactional if self._postgres else {"timestep_begin": "BEGIN IMMEDIATE"}
+            )
             async with self._guard(), self._connect(**options) as conn, conn.begin():
                 await conn.run_sync(apply_migrations)
             self._migrated = True
@@ -213,8 +260,13 @@ class SQLStateBackend:
         return self._engine
 
     def _create_engine(self) -> AsyncEngine:
-        if self._dialect == "postgresql":
-            return create_async_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Connections go back to the pool outside any transaction (every run-state statement
+        # autocommits), so there is nothing to reset on return.
+        common: dict[str, Any] = {"pool_reset_on_return": None}
+        if self._postgres:
+            return create_async_engine(
+                self.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10, **common
+            )
         in_memory = self._sqlite_path in (None, "", ":memory:")
         if not in_memory:
             try:
@@ -229,9 +281,15 @@ class SQLStateBackend:
             # An in-memory database lives in one connection; share it.
             **({"poolclass": StaticPool} if in_memory else {}),
             connect_args={"timeout": 30},
+            **common,
         )
         _configure_sqlite(engine)
         return engine
+
+    def _timestamp(self, moment: datetime) -> datetime | str:
+        # asyncpg takes datetimes for timestamptz; SQLite stores the text form SQLAlchemy
+        # reads back as a DateTime.
+        return moment if self._postgres else moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -245,13 +303,21 @@ class SQLStateBackend:
         except DBAPIError as error:
             if error.connection_invalidated or _is_connection_error(error):
                 raise self._unavailable(error) from error
-            raise StorageError(
-                f"The database at {redact_url(self.url)} rejected a Timestep statement: "
-                f"{error.orig!r}. If the schema was changed by hand, restore it or use a fresh "
-                "database."
-            ) from error
+            raise self._rejected(error.orig or error) from error
         except SQLAlchemyError as error:
             raise StorageError(f"Storage failed on {redact_url(self.url)}: {error}") from error
+        except Exception as error:
+            # A driver error from a run-state statement (asyncpg / sqlite3 classes).
+            if type(error).__module__.split(".")[0] in {"asyncpg", "sqlite3", "aiosqlite"}:
+                raise self._rejected(error) from error
+            raise
+
+    def _rejected(self, error: BaseException) -> StorageError:
+        return StorageError(
+            f"The database at {redact_url(self.url)} rejected a Timestep statement: "
+            f"{error!r}. If the schema was changed by hand, restore it or use a fresh "
+            "database."
+        )
 
     def _unavailable(self, error: BaseException) -> StorageUnavailableError:
         detail = getattr(error, "orig", None) or error
@@ -280,9 +346,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("timestep_begin", "BEGIN"))
 
 
-def _is_connection_error(error: DBAPIError) -> bool:
+def _is_connection_error(error: BaseException) -> bool:
     """Whether a statement failed because the connection went away mid-use."""
-    cause: BaseException | None = error.orig
+    cause: BaseException | None = getattr(error, "orig", None) or error
     while cause is not None:
         if isinstance(cause, OSError | TimeoutError):
             return True
@@ -298,40 +364,30 @@ def _is_connection_error(error: DBAPIError) -> bool:
     return False
 
 
-def _row_values(record: StateRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "agent_name": record.agent_name,
-        "session_id": record.session_id,
-        "status": StateStatus(record.status).value,
-        "sdk": record.sdk,
-        "schema_version": record.schema_version,
-        "state": record.state,
-        "current_agent": record.current_agent,
-        "interruptions": json.dumps(record.interruptions, separators=(",", ":")),
-        "updated_at": now,
-    }
-
-
-def _stored(row: Row[Any]) -> StoredState:
+def _stored(row: Sequence[Any]) -> StoredState:
+    (state_id, agent_name, session_id, status, sdk, schema, state, current, pending, version) = row[
+        :10
+    ]
     return StoredState(
-        agent_name=row.agent_name,
-        session_id=row.session_id,
-        status=StateStatus(row.status),
-        sdk=row.sdk,
-        schema_version=row.schema_version,
-        state=row.state,
-        current_agent=row.current_agent,
-        interruptions=json.loads(row.interruptions),
-        id=row.id,
-        version=row.version,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        agent_name=agent_name,
+        session_id=session_id,
+        status=StateStatus(status),
+        sdk=sdk,
+        schema_version=schema,
+        state=state,
+        current_agent=current,
+        interruptions=json.loads(pending),
+        id=state_id,
+        version=version,
+        created_at=_utc(row[10]),
+        updated_at=_utc(row[11]),
     )
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every Timestep timestamp is written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _utc(value: datetime | str) -> datetime:
+    # SQLite hands back text or naive datetimes; every Timestep timestamp is written in UTC.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _conflict(record: StateRecord, expected: int | None, actual: int | None) -> StateConflictError:
