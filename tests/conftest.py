@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from subprocesses import run_python
 from timestep import plugins
 
 OPS_PROCESS = Path(__file__).parent / "ops_process.py"
@@ -30,16 +28,7 @@ def ops_process(timestep_home: Path) -> Callable[..., dict[str, Any]]:
     """Run one phase of the ops scenario in a separate Python process; returns its JSON report."""
 
     def run(*args: str, expect_ok: bool = True) -> dict[str, Any]:
-        env = {**os.environ, "TIMESTEP_HOME": str(timestep_home)}
-        done = subprocess.run(
-            [sys.executable, str(OPS_PROCESS), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        if expect_ok and done.returncode != 0:
-            pytest.fail(f"ops_process {args} failed:\n{done.stdout}\n{done.stderr}")
+        done = run_python(str(OPS_PROCESS), *args, home=timestep_home, ok=expect_ok)
         report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         report["returncode"] = done.returncode
         return report

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
 from scenario import paused_run
+from subprocesses import run_python
 from timestep import RunStateStore
 
 
 def timestep(*args: str, home: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIMESTEP_HOME": str(home)}
-    env.pop("OPENAI_API_KEY", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "timestep.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    if ok and done.returncode != 0:
-        pytest.fail(f"timestep {args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
+    return run_python("-m", "timestep.cli", *args, home=home, ok=ok)
 
 
 def test_demo_pauses_saves_and_resumes_in_a_second_process(timestep_home: Path) -> None:
