@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from timestep import StorageError
 from timestep.storage import SQLStateBackend, StateBackend, get_backend
-from timestep.storage.schema import SCHEMA_VERSION, migrations
+from timestep.storage.schema import MIGRATIONS, migrations
 from timestep.testing import StateBackendConformance, make_record
 
 
@@ -52,8 +52,9 @@ async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
         # Fresh database, several first users at once: all agree, none fails.
         await asyncio.gather(*(b.save(make_record(), expected_version=None) for b in backends))
         async with backends[0]._transaction() as conn:
-            applied = (await conn.execute(select(migrations.c.version))).scalars().all()
-        assert applied == list(range(1, SCHEMA_VERSION + 1))
+            rows = (await conn.execute(select(migrations.c.component, migrations.c.version))).all()
+        expected = [(c, v) for c, steps in MIGRATIONS.items() for v in range(1, len(steps) + 1)]
+        assert sorted(rows) == sorted(expected)
         assert len(await backends[0].list()) == len(backends)
     finally:
         for backend in backends:
@@ -64,10 +65,14 @@ async def test_a_database_from_a_newer_timestep_is_refused(db_url: str) -> None:
     backend = SQLStateBackend(db_url)
     await backend.list()
     async with backend._transaction() as conn:
-        await conn.execute(migrations.insert().values(version=999, applied_at=datetime.now(UTC)))
+        await conn.execute(
+            migrations.insert().values(
+                component="run_states", version=999, applied_at=datetime.now(UTC)
+            )
+        )
     await backend.close()
     newer = SQLStateBackend(db_url)
-    with pytest.raises(StorageError, match="Upgrade timestep"):
+    with pytest.raises(StorageError, match=r"'run_states' tables are at version 999.*Upgrade"):
         await newer.list()
     await newer.close()
 

@@ -1,8 +1,10 @@
 """Tables and the versioned migrations that create them.
 
-Each migration is frozen once released: a later schema change is a new entry in
-``MIGRATIONS``, never an edit of an old one. ``apply_migrations`` runs the missing ones in a
-single transaction, under a lock, so concurrent first users of a fresh database agree.
+Migrations form one chain per component (``run_states``, and later ``sessions``, ``agents``,
+...), so features add and evolve their own tables without renumbering each other. Each step is
+frozen once released: a later change is a new step at the end of its chain, never an edit.
+``apply_migrations`` runs the missing steps in a single transaction, under a lock, so
+concurrent first users of a fresh database agree.
 """
 
 from __future__ import annotations
@@ -17,37 +19,45 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    func,
     select,
     text,
 )
 
+from ..errors import StorageError
+
 __all__ = [
     "MIGRATIONS",
-    "SCHEMA_VERSION",
+    "Migration",
+    "applied_versions",
     "apply_migrations",
-    "current_version",
     "metadata",
     "migrations",
     "run_states",
 ]
+
+Migration = Callable[[Connection], None]
 
 metadata = MetaData()
 
 migrations = Table(
     "timestep_schema_migrations",
     metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("component", String(64), nullable=False),
+    Column("version", Integer, nullable=False, autoincrement=False),
     Column("applied_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("component", "version", name="pk_timestep_schema_migrations"),
 )
 
 
 def _run_states_v1(target: MetaData) -> Table:
-    # The version-1 shape. It stays as released: a later migration changes the table in a
-    # function of its own, and `run_states` below is rebuilt from these steps.
+    # The version-1 shape. It stays as released: a later step changes the table in a function
+    # of its own, and `run_states` below is rebuilt from these steps.
     return Table(
         "timestep_run_states",
         target,
@@ -71,47 +81,55 @@ def _run_states_v1(target: MetaData) -> Table:
 run_states = _run_states_v1(metadata)
 
 
-def _v1_create_run_states(conn: Connection) -> None:
+def _create_run_states(conn: Connection) -> None:
     _run_states_v1(MetaData()).create(conn)
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1_create_run_states),
-]
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+MIGRATIONS: dict[str, list[Migration]] = {
+    # component -> its steps; step N (1-based) brings the component to version N.
+    "run_states": [_create_run_states],
+}
 
 # Any constant works; it only has to be the same for every Timestep process.
 _PG_MIGRATION_LOCK = 0x7E57E9
 
 
-def current_version(conn: Connection) -> int:
-    """The highest applied migration, 0 for a fresh database."""
+def applied_versions(conn: Connection) -> dict[str, int]:
+    """The version each component's chain is at (absent: not started)."""
     if not conn.dialect.has_table(conn, migrations.name):
-        return 0
-    newest = conn.execute(select(migrations.c.version).order_by(migrations.c.version.desc()))
-    return int(newest.scalars().first() or 0)
+        return {}
+    rows = conn.execute(
+        select(migrations.c.component, func.max(migrations.c.version)).group_by(
+            migrations.c.component
+        )
+    )
+    return {component: int(version) for component, version in rows}
 
 
-def apply_migrations(conn: Connection) -> int:
-    """Apply the missing migrations inside the caller's transaction; return the new version.
+def apply_migrations(conn: Connection) -> dict[str, int]:
+    """Apply the missing steps inside the caller's transaction; return every chain's version.
 
     On PostgreSQL a transaction-level advisory lock serialises concurrent first users; SQLite
     callers open the transaction with ``BEGIN IMMEDIATE``, which does the same.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-    applied = current_version(conn)
-    if applied > SCHEMA_VERSION:
-        from ..errors import StorageError
-
-        raise StorageError(
-            f"The database schema is at version {applied}, newer than this Timestep install "
-            f"understands ({SCHEMA_VERSION}). Upgrade timestep to use this database."
-        )
-    if applied == 0:
-        migrations.create(conn, checkfirst=True)
-    for version, migrate in MIGRATIONS:
-        if version > applied:
-            migrate(conn)
-            conn.execute(migrations.insert().values(version=version, applied_at=datetime.now(UTC)))
-    return SCHEMA_VERSION
+    applied = applied_versions(conn)
+    for component, steps in MIGRATIONS.items():
+        if applied.get(component, 0) > len(steps):
+            raise StorageError(
+                f"The database's {component!r} tables are at version {applied[component]}, "
+                f"newer than this Timestep install understands ({len(steps)}). Upgrade "
+                "timestep to use this database."
+            )
+    migrations.create(conn, checkfirst=True)
+    for component, steps in MIGRATIONS.items():
+        for version, step in enumerate(steps, start=1):
+            if version > applied.get(component, 0):
+                step(conn)
+                conn.execute(
+                    migrations.insert().values(
+                        component=component, version=version, applied_at=datetime.now(UTC)
+                    )
+                )
+    return {component: len(steps) for component, steps in MIGRATIONS.items()}
