@@ -36,15 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
-import math
 import os
 import sqlite3
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
 import asyncpg
+from _timing import Samples, interleaved, percentile_ms
 from agents import Agent, RunState, function_tool
 from agents.testing import ScriptedModel, function_call
 
@@ -62,8 +60,6 @@ TARGET_RATIO = 1.3
 BACKENDS = ("sqlite", "postgres")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/timestep_bench"
 FLOOR_TABLE = "bench_floor_states"
-
-Operation = Callable[[], Awaitable[object]]
 
 
 @function_tool(needs_approval=True)
@@ -199,48 +195,10 @@ async def ensure_pg_database(url: str) -> None:
 
 
 @dataclass
-class Samples:
-    timestep: list[int]
-    floor: list[int]
-
-
-async def measure(
-    timestep_op: Operation, floor_op: Operation, *, iterations: int, warmup: int, block: int
-) -> Samples:
-    """Time both operations in alternating blocks; the side that goes first swaps each block."""
-    for _ in range(warmup):
-        await timestep_op()
-        await floor_op()
-    gc.collect()
-    samples = Samples(timestep=[], floor=[])
-    sides: list[tuple[Operation, list[int]]] = [
-        (timestep_op, samples.timestep),
-        (floor_op, samples.floor),
-    ]
-    clock = time.perf_counter_ns
-    while len(samples.timestep) < iterations:
-        size = min(block, iterations - len(samples.timestep))
-        for op, sink in sides:
-            for _ in range(size):
-                start = clock()
-                await op()
-                sink.append(clock() - start)
-        sides.reverse()
-    return samples
-
-
-@dataclass
 class Row:
     backend: str
     operation: str
     samples: Samples
-
-
-def percentile_ms(values: Sequence[int], fraction: float) -> float:
-    """Nearest-rank percentile of nanosecond samples, in milliseconds."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1] / 1e6
 
 
 async def bench_backend(
@@ -271,8 +229,8 @@ async def bench_backend(
     await floor_save()
     options = {"iterations": args.iterations, "warmup": args.warmup, "block": args.block}
     try:
-        save = await measure(timestep_save, floor_save, **options)
-        load = await measure(timestep_load, floor_load, **options)
+        save = await interleaved(timestep_save, floor_save, **options)
+        load = await interleaved(timestep_load, floor_load, **options)
     finally:
         await store.clear()
         await floor.delete(key)
@@ -321,10 +279,10 @@ def print_report(rows: list[Row], args: argparse.Namespace, state: RunState[Any,
     verdicts: dict[str, list[str]] = {}
     worst: dict[str, float] = {}
     for row in rows:
-        ts50 = percentile_ms(row.samples.timestep, 0.50)
-        ts99 = percentile_ms(row.samples.timestep, 0.99)
-        fl50 = percentile_ms(row.samples.floor, 0.50)
-        fl99 = percentile_ms(row.samples.floor, 0.99)
+        ts50 = percentile_ms(row.samples.subject, 0.50)
+        ts99 = percentile_ms(row.samples.subject, 0.99)
+        fl50 = percentile_ms(row.samples.baseline, 0.50)
+        fl99 = percentile_ms(row.samples.baseline, 0.99)
         ratio50, ratio99 = ts50 / fl50, ts99 / fl99
         print(
             f"{row.backend:<9} {row.operation:<5} {ts50:>9.3f} ms {ts99:>8.3f} "

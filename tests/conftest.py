@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,19 @@ import pytest
 
 from subprocesses import run_python
 from timestep import plugins
+from timestep.observability import install as observability_install
 
 OPS_PROCESS = Path(__file__).parent / "ops_process.py"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(timestep_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's database, keys or plugin selection."""
+def _isolated(timestep_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's database, keys, plugin selection or tracing set-up."""
     for name in ("OPENAI_API_KEY", "TIMESTEP_LOAD_PLUGINS", "TIMESTEP_EXAMPLE_BROKEN"):
         monkeypatch.delenv(name, raising=False)
     plugins._reset_for_tests()
+    yield
+    observability_install._reset_for_tests()
 
 
 @pytest.fixture

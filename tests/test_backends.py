@@ -51,7 +51,7 @@ async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
     try:
         # Fresh database, several first users at once: all agree, none fails.
         await asyncio.gather(*(b.save(make_record(), expected_version=None) for b in backends))
-        async with backends[0]._transaction() as conn:
+        async with backends[0].transaction() as conn:
             rows = (await conn.execute(select(migrations.c.component, migrations.c.version))).all()
         expected = [(c, v) for c, steps in MIGRATIONS.items() for v in range(1, len(steps) + 1)]
         assert sorted(rows) == sorted(expected)
@@ -64,7 +64,7 @@ async def test_migrations_are_applied_once_and_recorded(db_url: str) -> None:
 async def test_a_database_from_a_newer_timestep_is_refused(db_url: str) -> None:
     backend = SQLStateBackend(db_url)
     await backend.list()
-    async with backend._transaction() as conn:
+    async with backend.transaction() as conn:
         await conn.execute(
             migrations.insert().values(
                 component="run_states", version=999, applied_at=datetime.now(UTC)
@@ -80,7 +80,7 @@ async def test_a_database_from_a_newer_timestep_is_refused(db_url: str) -> None:
 async def test_a_dropped_table_is_a_storage_error_not_a_driver_error(sqlite_url: str) -> None:
     backend = SQLStateBackend(sqlite_url)
     await backend.save(make_record("s"), expected_version=None)
-    async with backend._transaction() as conn:
+    async with backend.transaction() as conn:
         await conn.execute(text("DROP TABLE timestep_run_states"))
     with pytest.raises(StorageError, match="changed by hand"):
         await backend.load("Ops", "s")

@@ -80,7 +80,11 @@ def test_broken_config_files_are_named(tmp_path: Path) -> None:
 
 
 def test_tracing_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # "yes" records in the Timestep database; only openai/all let the SDK export (`tracing`).
     monkeypatch.setenv("TIMESTEP_TRACING", "yes")
+    assert load_settings(cwd=tmp_path).tracing_mode == "db"
+    assert load_settings(cwd=tmp_path).tracing is False
+    monkeypatch.setenv("TIMESTEP_TRACING", "all")
     assert load_settings(cwd=tmp_path).tracing is True
     monkeypatch.setenv("TIMESTEP_TRACING", "maybe")
     with pytest.raises(ConfigurationError, match="TIMESTEP_TRACING"):

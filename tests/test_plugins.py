@@ -30,11 +30,12 @@ def test_the_example_distribution_is_really_installed() -> None:
     assert {"example", "example_broken"} <= names
 
 
-async def test_an_installed_plugin_routes_its_model_prefix() -> None:
-    assert plugins.model_provider_factories()["example"].plugin == "example"
-    agent = Agent(name="Echo", model="example/parrot")
+@pytest.mark.parametrize("prefix", ["example", "acme"])
+async def test_an_installed_plugin_routes_its_model_prefixes(prefix: str) -> None:
+    assert plugins.model_provider_factories()[prefix].plugin == "example"
+    agent = Agent(name="Echo", model=f"{prefix}/parrot/v2:large")
     result = await run_agent(agent, "hello")
-    assert result.final_output == "parrot heard: hello"
+    assert result.final_output == "parrot/v2:large heard: hello"
 
 
 def test_an_installed_plugin_adds_a_storage_scheme() -> None:
@@ -102,10 +103,10 @@ def test_invalid_registrations_name_the_plugin(
 
 def test_unknown_prefix_lists_what_is_known() -> None:
     with pytest.raises(UnknownModelPrefixError) as raised:
-        MultiModelProvider().get_model("ollama/llama3")
+        MultiModelProvider().get_model("nosuch/llama3")
     message = str(raised.value)
-    assert "'ollama'" in message and "example" in message and "openai" in message
-    assert "pip install timestep-ollama" in message
+    assert "'nosuch'" in message and "example" in message and "openai" in message
+    assert "pip install timestep-nosuch" in message
 
 
 def test_provider_map_builds_lazily_and_keeps_slashes() -> None:
@@ -134,3 +135,16 @@ def test_provider_map_builds_lazily_and_keeps_slashes() -> None:
     assert built == ["org/model:Q4", "other"] and factory_calls == [1]
     provider_map.remove_provider("hf")
     assert not provider_map.has_prefix("hf")
+
+
+def test_plugin_names_import_from_timestep_once_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import timestep
+
+    assert timestep.OllamaModelProvider.__module__.startswith("timestep_ollama")
+    monkeypatch.setitem(sys.modules, "timestep_ollama", None)
+    with pytest.raises(ImportError, match="pip install timestep-ollama"):
+        from timestep import OllamaModelProvider  # noqa: F401
+    with pytest.raises(AttributeError):
+        _ = timestep.NoSuchName  # type: ignore[attr-defined]

@@ -169,7 +169,7 @@ async def _tamper(db_url: str, session: str, **values: object) -> RunStateStore:
     from timestep.storage.schema import run_states
 
     backend = get_backend(db_url)
-    async with backend._transaction() as conn:  # type: ignore[attr-defined]
+    async with backend.transaction() as conn:  # type: ignore[attr-defined]
         await conn.execute(
             update(run_states).where(run_states.c.session_id == session).values(**values)
         )
@@ -203,9 +203,16 @@ async def test_unusable_payloads_raise_named_errors_and_change_nothing(
     assert await store.info() == before
 
 
-async def test_a_state_written_by_the_js_sdk_is_refused_by_name(sqlite_url: str) -> None:
-    store = await _tamper(sqlite_url, "from-js", sdk="js", schema_version="1.22")
-    with pytest.raises(UnsupportedSchemaError, match="'js' SDK"):
+async def test_a_js_state_in_a_schema_timestep_cannot_translate_is_refused_by_name(
+    sqlite_url: str,
+) -> None:
+    # A Python payload labelled as JS: its $schemaVersion (1.21) is not a JS schema Timestep
+    # translates. (Real JS rows are resumed: tests/test_cross_language.py.)
+    store = await _tamper(sqlite_url, "from-js", sdk="js", schema_version="1.21")
+    with pytest.raises(UnsupportedSchemaError, match=r"JS Agents SDK.*js RunState.*'1\.21'"):
+        await store.load()
+    store = await _tamper(sqlite_url, "from-ruby", sdk="ruby", schema_version="1.0")
+    with pytest.raises(UnsupportedSchemaError, match="'ruby' SDK"):
         await store.load()
 
 

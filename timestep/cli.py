@@ -2,23 +2,37 @@
 
 timestep demo                      pause, save, resume in a new process (embedded SQLite)
 timestep runs list [--status S]    stored runs, newest first
-timestep runs show ID              one run: metadata, pending approvals, conversation
+timestep runs show ID              one run: metadata, approvals, conversation, timeline
+timestep state export SESSION --to js|python [-o FILE]   a run as the other SDK reads it
+timestep state import FILE [--session ID]                store a state file of either SDK
+timestep workflows list [--status S]   durable agent runs (DBOS workflows), newest first
+timestep workflows show ID             one durable run: its checkpointed steps, what it waits for
+timestep workflows cancel|resume ID    stop a durable run / let a worker carry it on
+timestep approve|reject WORKFLOW_ID    decide what a parked durable run waits for
+timestep usage [--by day|agent|model|session]   tokens and cost from the database
+timestep traces list | export ID       recorded traces; OpenTelemetry-compatible JSON
+timestep gc --older-than 30d           drop old traces and completed runs (never paused ones)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from .config import redact_url
-from .errors import StateNotFoundError, TimestepError
+from .errors import ConfigurationError, StateNotFoundError, TimestepError
+from .observability.cli import add_commands as add_observability_commands
+from .observability.cli import render_timeline, timeline
 from .storage import StateStatus, StoredState, close_backends, get_backend
 
 __all__ = ["main"]
@@ -65,6 +79,31 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--url", help="database URL")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_runs_show)
+
+    state = commands.add_parser(
+        "state", help="move a run between Python and TypeScript"
+    ).add_subparsers(title="state")
+    export = state.add_parser(
+        "export", help="a stored run as JSON for RunState.fromString / from_string"
+    )
+    export.add_argument("session", help="the run's session id")
+    export.add_argument("--to", required=True, choices=["js", "python"], help="the SDK to read it")
+    export.add_argument("--agent", help="the run's agent, when several share the session")
+    export.add_argument("--url", help="database URL")
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    export.set_defaults(handler=_state_export)
+
+    imported = state.add_parser("import", help="store a RunState file written by either SDK")
+    imported.add_argument("file", help="a state.toString() / to_string() JSON file")
+    imported.add_argument("--agent", help="the run's starting agent (default: from the state)")
+    imported.add_argument("--session", help="session id (default: the file name without .json)")
+    imported.add_argument("--url", help="database URL")
+    imported.add_argument(
+        "--overwrite", action="store_true", help="replace an unfinished run of the session"
+    )
+    imported.set_defaults(handler=_state_import)
+    _add_workflow_commands(commands)
+    add_observability_commands(commands)
     return parser
 
 
@@ -131,7 +170,8 @@ async def _runs_show(args: argparse.Namespace) -> int:
             "`timestep runs list` shows what is stored.",
             session_id=args.id,
         )
-    details = {**_summary(row), "items": _items(row)}
+    steps = await timeline(args.url, row.id)
+    details = {**_summary(row), "items": _items(row), "timeline": [s.to_json() for s in steps]}
     if args.json:
         print(json.dumps(details, indent=2))
         return 0
@@ -160,6 +200,51 @@ async def _runs_show(args: argparse.Namespace) -> int:
     for number, (kind, content) in enumerate(details["items"], start=1):
         items.add_row(str(number), kind, content)
     console.print(items)
+    render_timeline(console, steps)
+    return 0
+
+
+async def _state_export(args: argparse.Namespace) -> int:
+    from .state_transfer import export_state
+
+    text = await export_state(
+        get_backend(args.url), args.session, to=args.to, agent_name=args.agent
+    )
+    if args.output is None:
+        print(text)
+        return 0
+    try:
+        await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"Cannot write {args.output}: {error}.") from None
+    Console(stderr=True, highlight=False).print(
+        f"Wrote the {args.to} state of session {args.session!r} to {args.output}."
+    )
+    return 0
+
+
+async def _state_import(args: argparse.Namespace) -> int:
+    from .state_transfer import import_state
+
+    path = Path(args.file)
+    try:
+        document = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"Cannot read {args.file}: {error}.") from None
+    stored = await import_state(
+        get_backend(args.url),
+        document,
+        agent_name=args.agent,
+        session_id=args.session or path.stem,
+        overwrite=args.overwrite,
+    )
+    console.print(
+        f"Imported the {stored.sdk} state (schema {stored.schema_version}) as agent "
+        f"{stored.agent_name!r}, session {stored.session_id!r}: {_status(stored.status)}, "
+        f"version {stored.version}."
+    )
+    if stored.portable_state is None:
+        console.print(f"[yellow]No {stored.portable_sdk} form:[/] {stored.portable_error}")
     return 0
 
 
@@ -188,11 +273,12 @@ def _items(row: StoredState) -> list[tuple[str, str]]:
     if not isinstance(data, dict):
         return [("unreadable", "the stored payload is not a run state")]
     shown: list[tuple[str, str]] = []
-    original = data.get("original_input")
+    # Python writes snake_case keys, the JS SDK camelCase ones.
+    original = data.get("original_input", data.get("originalInput"))
     if isinstance(original, str):
         shown.append(("user", original))
-    for item in data.get("generated_items") or []:
-        raw = item.get("raw_item") or {} if isinstance(item, dict) else {}
+    for item in data.get("generated_items") or data.get("generatedItems") or []:
+        raw = (item.get("raw_item") or item.get("rawItem") or {}) if isinstance(item, dict) else {}
         kind = str(item.get("type", "?")) if isinstance(item, dict) else "?"
         shown.append((kind.removesuffix("_item"), _item_text(raw)))
     return shown
@@ -202,7 +288,10 @@ def _item_text(raw: dict[str, Any]) -> str:
     if raw.get("type") == "function_call":
         return f"{raw.get('name')}({raw.get('arguments')})"
     if "output" in raw:
-        return str(raw["output"])[:200]
+        output = raw["output"]
+        if isinstance(output, dict) and output.get("type") == "text":
+            output = output.get("text")
+        return str(output)[:200]
     texts = [part.get("text", "") for part in raw.get("content") or [] if isinstance(part, dict)]
     return " ".join(texts)[:200] or str(raw.get("type", ""))
 
@@ -225,6 +314,211 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive number")
     return value
+
+
+# --- Durable workflows (timestep.workflows): `workflows ...`, `approve`, `reject` -------------
+# These never launch DBOS: they read and write the workflow database through a DBOS client, so
+# they are safe to run next to live workers (and start none).
+
+_WORKFLOW_STATUS_COLOURS = {
+    "SUCCESS": "green",
+    "PENDING": "cyan",
+    "ENQUEUED": "blue",
+    "DELAYED": "blue",
+    "CANCELLED": "yellow",
+    "ERROR": "red",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": "red",
+}
+
+
+def _add_workflow_commands(commands: Any) -> None:
+    workflows = commands.add_parser(
+        "workflows", help="inspect and control durable agent runs (DBOS workflows)"
+    ).add_subparsers(title="workflows")
+    listing = workflows.add_parser("list", help="durable agent runs, newest first")
+    # Checked by list_agent_workflows, so building the parser never imports DBOS.
+    listing.add_argument(
+        "--status",
+        type=str.upper,
+        help="ENQUEUED, DELAYED, PENDING, SUCCESS, ERROR, CANCELLED or "
+        "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+    )
+    listing.add_argument("--limit", type=_positive, default=50)
+    listing.add_argument("--url", help="database URL")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_workflows_list)
+
+    show = workflows.add_parser("show", help="one durable run: steps and pending approvals")
+    show.add_argument("id", help="workflow id (from `timestep workflows list`)")
+    show.add_argument("--url", help="database URL")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_workflows_show)
+
+    cancel = workflows.add_parser("cancel", help="stop a durable run at its next step")
+    cancel.add_argument("id", help="workflow id")
+    cancel.add_argument("--url", help="database URL")
+    cancel.set_defaults(handler=_workflows_cancel)
+
+    resume = workflows.add_parser(
+        "resume", help="enqueue a cancelled run; a launched worker carries it on"
+    )
+    resume.add_argument("id", help="workflow id")
+    resume.add_argument("--url", help="database URL")
+    resume.set_defaults(handler=_workflows_resume)
+
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        decide = commands.add_parser(
+            name, help=f"{verb} the tool calls a parked durable run waits for"
+        )
+        decide.add_argument("workflow_id", help="the parked run's workflow id")
+        decide.add_argument("--call-id", help="decide only this tool call (default: all)")
+        if name == "reject":
+            decide.add_argument("--message", help="what the model is told instead of the output")
+        decide.add_argument("--url", help="database URL")
+        decide.set_defaults(handler=_workflow_decide, approve=name == "approve")
+
+
+async def _workflows_list(args: argparse.Namespace) -> int:
+    from .workflows import list_agent_workflows
+
+    async with _workflow_client():
+        runs = await list_agent_workflows(status=args.status, limit=args.limit, url=args.url)
+    if args.json:
+        print(json.dumps([run.to_dict() for run in runs], indent=2))
+        return 0
+    if not runs:
+        console.print(
+            "No durable agent runs" + (f" with status {args.status}." if args.status else ".")
+        )
+        return 0
+    table = Table(title="Durable agent runs")
+    for column in ("workflow id", "status", "agent", "queue", "executor", "created", "updated"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            run.workflow_id,
+            _workflow_status(run.status),
+            run.agent or "",
+            run.queue or "",
+            run.executor_id or "",
+            _moment(run.created_at),
+            _moment(run.updated_at),
+        )
+    console.print(table)
+    return 0
+
+
+async def _workflows_show(args: argparse.Namespace) -> int:
+    from .workflows import show_agent_workflow
+
+    async with _workflow_client():
+        details = await show_agent_workflow(args.id, url=args.url)
+    if args.json:
+        print(json.dumps(details.to_dict(), indent=2))
+        return 0
+    run = details.workflow
+    meta = Table(show_header=False, title=f"Workflow {run.workflow_id}")
+    meta.add_row("status", _workflow_status(run.status))
+    for key, value in (
+        ("agent", run.agent),
+        ("kind", run.kind),
+        ("queue", run.queue),
+        ("executor", run.executor_id),
+        ("app version", run.app_version),
+        ("created", _moment(run.created_at)),
+        ("updated", _moment(run.updated_at)),
+        ("error", details.error),
+    ):
+        if value:
+            meta.add_row(key, str(value))
+    console.print(meta)
+    steps = Table(title="Checkpointed steps")
+    for column in ("#", "step", "outcome", "ms"):
+        steps.add_column(column)
+    for step in details.steps:
+        took = ""
+        if step.started_at is not None and step.completed_at is not None:
+            took = f"{(step.completed_at - step.started_at).total_seconds() * 1000:.0f}"
+        outcome = f"[red]{step.summary}[/]" if step.error else step.summary
+        steps.add_row(str(step.step_id), step.name, outcome, took)
+    console.print(steps)
+    if details.pending_approvals:
+        waiting = Table(title="Waiting for approval (timestep approve|reject ID)")
+        for column in ("tool", "arguments", "agent", "call id"):
+            waiting.add_column(column)
+        for pending in details.pending_approvals:
+            waiting.add_row(
+                str(pending.tool_name), str(pending.arguments), str(pending.agent), pending.call_id
+            )
+        console.print(waiting)
+    return 0
+
+
+async def _workflows_cancel(args: argparse.Namespace) -> int:
+    from .workflows import cancel_agent_workflow
+
+    async with _workflow_client():
+        status = await cancel_agent_workflow(args.id, url=args.url)
+    if status == "CANCELLED":
+        console.print(f"Cancelled workflow {args.id}; `timestep workflows resume` carries it on.")
+    else:
+        console.print(f"Workflow {args.id} had already finished: {_workflow_status(status)}.")
+    return 0
+
+
+async def _workflows_resume(args: argparse.Namespace) -> int:
+    from .workflows import resume_agent_workflow
+
+    async with _workflow_client():
+        handle = await resume_agent_workflow(args.id, url=args.url)
+        status = await handle.get_status()
+    if status in ("SUCCESS", "ERROR"):
+        console.print(f"Workflow {args.id} had already finished: {_workflow_status(status)}.")
+    else:
+        console.print(
+            f"Resumed workflow {args.id}: {_workflow_status(status)}; a launched worker on this "
+            "database carries it on from its last checkpointed step."
+        )
+    return 0
+
+
+async def _workflow_decide(args: argparse.Namespace) -> int:
+    from .workflows import approve_workflow, pending_approvals
+
+    async with _workflow_client():
+        tools = {
+            p.call_id: p.tool_name for p in await pending_approvals(args.workflow_id, url=args.url)
+        }
+        decided = await approve_workflow(
+            args.workflow_id,
+            approve=args.approve,
+            call_id=args.call_id,
+            rejection_message=getattr(args, "message", None),
+            url=args.url,
+        )
+    verb = "Approved" if args.approve else "Rejected"
+    calls = ", ".join(f"{tools.get(call_id, '?')} ({call_id})" for call_id in decided)
+    console.print(f"{verb} {calls} in workflow {args.workflow_id}; its worker resumes the run.")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _workflow_client() -> AsyncIterator[None]:
+    from .workflows import shutdown_dbos
+
+    try:
+        yield
+    finally:
+        # Closes the DBOS client's connection pool (the CLI never launches DBOS itself).
+        shutdown_dbos()
+
+
+def _workflow_status(status: str) -> str:
+    return f"[{_WORKFLOW_STATUS_COLOURS.get(status, 'cyan')}]{status}[/]"
+
+
+def _moment(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment is not None else ""
 
 
 if __name__ == "__main__":

@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import platformdirs
 
 from .errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from .observability.prices import ModelPrice
+
 __all__ = [
     "Settings",
+    "TracePayloads",
+    "TracingMode",
     "default_home",
     "load_settings",
     "normalize_db_url",
@@ -36,14 +43,38 @@ __all__ = [
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+TracingMode = Literal["off", "db", "openai", "all"]
+"""Where traces go: nowhere, the Timestep database, the SDK's OpenAI exporter, or both."""
+TracePayloads = Literal["truncated", "full", "off"]
+"""How much of span inputs and outputs the database keeps."""
+_TRACING_MODES: tuple[TracingMode, ...] = ("off", "db", "openai", "all")
+_TRACE_PAYLOADS: tuple[TracePayloads, ...] = ("truncated", "full", "off")
+_Choice = TypeVar("_Choice", bound=str)
+_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write_input")
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings. ``db_url_source`` says where the URL came from, for diagnostics."""
+    """Resolved settings. ``db_url_source`` says where the URL came from, for diagnostics.
+
+    ``search_backend`` names the ``web_search`` backend from ``TIMESTEP_SEARCH_BACKEND`` or
+    ``search_backend`` in the config file (``None``: not configured).
+
+    ``tracing_mode`` is ``TIMESTEP_TRACING`` / ``tracing``: ``off`` (default), ``db`` (traces,
+    spans and usage in the Timestep database only), ``openai`` (the SDK's own exporter) or
+    ``all``; true/1 mean ``db``, false/0 ``off``. ``tracing`` is true exactly when the SDK's
+    exporter may send traces to OpenAI (``openai`` or ``all``), its meaning before the modes.
+    ``trace_payloads`` (``TIMESTEP_TRACE_PAYLOADS``) keeps span inputs and outputs
+    ``truncated`` (default), ``full`` or ``off``; ``prices`` are the ``[prices]`` overrides.
+    """
 
     db_url: str
     db_url_source: str
     tracing: bool = False
+    search_backend: str | None = None
+    tracing_mode: TracingMode = "off"
+    trace_payloads: TracePayloads = "truncated"
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 
 def default_home() -> Path:
@@ -93,10 +124,47 @@ def load_settings(db_url: str | None = None, *, cwd: Path | None = None) -> Sett
     """Resolve settings from the argument, the environment, config files and defaults."""
     file_settings, file_source = _read_config_file(cwd or Path.cwd())
     url, source = _pick_db_url(db_url, file_settings, file_source)
-    tracing = _parse_bool(
-        os.environ.get("TIMESTEP_TRACING", file_settings.get("tracing", False)), "TIMESTEP_TRACING"
+    tracing_mode = _pick_choice(
+        "TIMESTEP_TRACING",
+        "tracing",
+        file_settings,
+        file_source,
+        _TRACING_MODES,
+        default="off",
+        true_means="db",
+        false_means="off",
     )
-    return Settings(db_url=normalize_db_url(url), db_url_source=source, tracing=tracing)
+    return Settings(
+        db_url=normalize_db_url(url),
+        db_url_source=source,
+        tracing=tracing_mode in ("openai", "all"),
+        search_backend=_pick_search_backend(file_settings, file_source),
+        tracing_mode=tracing_mode,
+        trace_payloads=_pick_choice(
+            "TIMESTEP_TRACE_PAYLOADS",
+            "trace_payloads",
+            file_settings,
+            file_source,
+            _TRACE_PAYLOADS,
+            default="truncated",
+        ),
+        prices=_pick_prices(file_settings.get("prices"), file_source),
+    )
+
+
+def _pick_search_backend(file_settings: dict[str, Any], file_source: str) -> str | None:
+    from_env = os.environ.get("TIMESTEP_SEARCH_BACKEND", "").strip()
+    if from_env:
+        return from_env
+    from_file = file_settings.get("search_backend")
+    if from_file is None:
+        return None
+    if not isinstance(from_file, str) or not from_file.strip():
+        raise ConfigurationError(
+            f"'search_backend' in {file_source} must be a non-empty string naming an installed "
+            'web search backend, e.g. search_backend = "firecrawl".'
+        )
+    return from_file.strip()
 
 
 def _pick_db_url(
@@ -142,15 +210,75 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"Cannot read {path}: {error}. Fix or remove the file.") from None
 
 
-def _parse_bool(value: object, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{name} must be true or false, not {value!r}.")
+def _pick_choice(
+    env: str,
+    key: str,
+    file_settings: dict[str, Any],
+    file_source: str,
+    choices: tuple[_Choice, ...],
+    *,
+    default: _Choice,
+    true_means: _Choice | None = None,
+    false_means: _Choice | None = None,
+) -> _Choice:
+    """One of ``choices`` from ``env``, else ``key`` in the config file, else ``default``.
+
+    true/1/yes mean ``true_means`` and false/0/no ``false_means``, when given.
+    """
+    raw: object = os.environ.get(env)
+    where = env
+    if raw is None:
+        raw, where = file_settings.get(key, default), f"{key!r} in {file_source}"
+    text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw).strip().lower()
+    for choice in choices:
+        if text == choice:
+            return choice
+    if text in _TRUE and true_means is not None:
+        return true_means
+    if text in _FALSE and false_means is not None:
+        return false_means
+    also = " (or true/false)" if true_means is not None else ""
+    raise ConfigurationError(f"{where} must be one of {', '.join(choices)}{also}, not {raw!r}.")
+
+
+def _pick_prices(table: object, file_source: str) -> dict[str, ModelPrice]:
+    """The ``[prices]`` overrides: model name -> USD per 1M tokens (``_PRICE_FIELDS``)."""
+    if table is None:
+        return {}
+    example = '"gpt-4.1-mini" = { input = 0.40, output = 1.60, cached_input = 0.10 }'
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"[prices] in {file_source} must be a table like: {example}")
+    from .observability.prices import ModelPrice
+
+    prices: dict[str, ModelPrice] = {}
+    for model, entry in table.items():
+        fields = entry if isinstance(entry, dict) else {}
+        amounts = {name: fields.get(name) for name in _PRICE_FIELDS}
+        valid = (
+            isinstance(entry, dict)
+            and set(fields) <= set(amounts)
+            and amounts["input"] is not None
+            and amounts["output"] is not None
+            and all(_is_amount(value) for value in amounts.values() if value is not None)
+        )
+        if not valid:
+            raise ConfigurationError(
+                f"[prices] {model!r} in {file_source} must give non-negative USD per 1M tokens "
+                "for input and output (cached_input, cache_write_input optional), e.g. "
+                f"{example}"
+            )
+        usd = {name: None if v is None else Decimal(str(v)) for name, v in amounts.items()}
+        prices[model] = ModelPrice(
+            input=Decimal(str(amounts["input"])),
+            output=Decimal(str(amounts["output"])),
+            cached_input=usd["cached_input"],
+            cache_write_input=usd["cache_write_input"],
+        )
+    return prices
+
+
+def _is_amount(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def redact_url(url: str) -> str:

@@ -12,10 +12,18 @@ if TYPE_CHECKING:
     from agents import RunState
 
 __all__ = [
+    "AgentDefinitionError",
     "AgentMismatchError",
+    "AgentNotRegisteredError",
+    "ApprovalNotPendingError",
     "ConfigurationError",
+    "DuplicateWorkflowError",
+    "IncompatibleStateError",
     "InterruptionException",
     "PluginError",
+    "QueueNotFoundError",
+    "SearchBackendError",
+    "SessionNotDurableError",
     "StateConflictError",
     "StateCorruptedError",
     "StateError",
@@ -23,8 +31,21 @@ __all__ = [
     "StorageError",
     "StorageUnavailableError",
     "TimestepError",
+    "TraceNotFoundError",
+    "UnknownAgentError",
+    "UnknownGuardrailError",
+    "UnknownMCPServerError",
     "UnknownModelPrefixError",
+    "UnknownOutputTypeError",
+    "UnknownSearchBackendError",
+    "UnknownToolError",
+    "UnregisteredNameError",
     "UnsupportedSchemaError",
+    "WorkflowConfigurationError",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowNotLaunchedError",
+    "WorkflowRunError",
 ]
 
 
@@ -122,3 +143,161 @@ class InterruptionException(TimestepError):
         )
         self.state = state
         self.interruptions = interruptions
+
+
+class WorkflowError(TimestepError):
+    """A durable agent workflow (``timestep.workflows``) cannot do what was asked.
+
+    ``workflow_id`` names the workflow when there is one.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str | None = None) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+
+
+class WorkflowConfigurationError(WorkflowError, ConfigurationError):
+    """A workflow setting or argument is invalid: database URL, name, priority, cron, queue."""
+
+
+class WorkflowNotLaunchedError(WorkflowError):
+    """The call needs the workflow engine running: call ``ensure_dbos_launched()`` first."""
+
+
+class AgentNotRegisteredError(WorkflowError, LookupError):
+    """No agent of that name is registered; call ``register_agent(agent)`` at start-up."""
+
+
+class SessionNotDurableError(WorkflowError):
+    """The session cannot be re-created after a restart (in-memory, or no factory for its type)."""
+
+
+class WorkflowNotFoundError(WorkflowError, LookupError):
+    """No workflow with this id exists in the workflow database."""
+
+
+class ApprovalNotPendingError(WorkflowError):
+    """The workflow is not waiting for the approval being given (or not for that call id)."""
+
+
+class DuplicateWorkflowError(WorkflowError):
+    """A queued run with the same ``deduplication_id`` is still enqueued or running."""
+
+
+class QueueNotFoundError(WorkflowError, LookupError):
+    """The queue was never registered; call ``register_agent_queue(name, ...)`` first."""
+
+
+class AgentDefinitionError(TimestepError, ValueError):
+    """An agent cannot be stored as is, or a stored definition is damaged.
+
+    ``agent`` names the agent and the message the field at fault.
+    """
+
+    def __init__(self, message: str, *, agent: str | None = None) -> None:
+        super().__init__(message)
+        self.agent = agent
+
+
+class UnknownAgentError(TimestepError, LookupError):
+    """No stored agent has this name or id."""
+
+
+class UnregisteredNameError(TimestepError, LookupError):
+    """A stored agent refers to something (``kind``) by a ``name`` nobody registered here."""
+
+    kind = "component"
+
+    def __init__(self, message: str, *, name: str, agent: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.agent = agent
+
+
+class UnknownToolError(UnregisteredNameError):
+    """A stored agent's tool is not registered in this process."""
+
+    kind = "tool"
+
+
+class UnknownGuardrailError(UnregisteredNameError):
+    """A stored agent's guardrail is not registered in this process."""
+
+    kind = "guardrail"
+
+
+class UnknownOutputTypeError(UnregisteredNameError):
+    """A stored agent's output type is not registered in this process."""
+
+    kind = "output type"
+
+
+class UnknownMCPServerError(UnregisteredNameError):
+    """A stored agent's MCP server is not registered in this process."""
+
+    kind = "MCP server"
+
+
+class SearchBackendError(TimestepError):
+    """A web search backend failed: HTTP error, timeout, rejected key, bad response.
+
+    Backends raise it with a short message that is safe to show the model (never a key); the
+    ``web_search`` tool returns that message to the model and logs a warning, so the run goes on::
+
+        raise SearchBackendError("Firecrawl rejected the API key (HTTP 401)")
+    """
+
+
+class UnknownSearchBackendError(ConfigurationError, LookupError):
+    """The configured web search backend name is not registered by any installed plugin.
+
+    ``name`` is the name asked for and ``available`` the registered ones::
+
+        web_search_tool(backend="bing")   # raises: registered backends are 'firecrawl'
+    """
+
+    def __init__(self, message: str, *, name: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.available = available
+
+
+class WorkflowRunError(WorkflowError):
+    """The agent run inside a workflow failed with an error that cannot be stored as it is.
+
+    DBOS stores a failed workflow's exception so every process sees the same outcome; SDK
+    errors that carry agents or closures (a guardrail tripwire, for one) cannot be stored, so
+    they arrive as this error. ``error_type`` names the original exception class.
+    """
+
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, error_type: str | None = None
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.error_type = error_type
+
+
+class IncompatibleStateError(StateError):
+    """A saved run state uses something the other Agents SDK cannot express.
+
+    Raised when translating a state between the Python and JS SDKs (``timestep.interop``) meets
+    an item, tool or setting with no counterpart on the other side, such as a hosted tool one
+    SDK lacks. Nothing is dropped silently: ``item`` names what could not be translated (e.g.
+    ``"generated_items[4] (computer_call)"``).
+    """
+
+    def __init__(self, message: str, *, item: str, session_id: str | None = None) -> None:
+        super().__init__(message, session_id=session_id)
+        self.item = item
+
+
+class TraceNotFoundError(TimestepError, LookupError):
+    """Nothing was recorded for a trace id, run id or session (``timestep traces export``).
+
+    ``ident`` is the id asked for. Traces are only recorded with ``TIMESTEP_TRACING=db`` (or
+    ``all``).
+    """
+
+    def __init__(self, message: str, *, ident: str) -> None:
+        super().__init__(message)
+        self.ident = ident

@@ -21,21 +21,25 @@ plugin never has to build or return a collection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pluggy
 
 if TYPE_CHECKING:
-    from agents import ModelProvider, Tool
+    from agents import InputGuardrail, ModelProvider, OutputGuardrail, Tool
 
     from .storage.base import StateBackend
+    from .tools.search import SearchBackend
 
 __all__ = [
     "BackendFactory",
     "ProviderFactory",
+    "SearchBackendFactory",
     "hookimpl",
     "hookspec",
+    "register_guardrails",
     "register_model_providers",
+    "register_search_backends",
     "register_state_backends",
     "register_tools",
 ]
@@ -48,6 +52,9 @@ ProviderFactory: TypeAlias = "Callable[[], ModelProvider]"
 
 BackendFactory: TypeAlias = "Callable[[str], StateBackend]"
 """Builds a state backend for a database URL of the scheme it was registered under."""
+
+SearchBackendFactory: TypeAlias = "Callable[[], SearchBackend]"
+"""Builds a web search backend. Called lazily, once, the first time ``web_search`` uses it."""
 
 
 @hookspec
@@ -65,6 +72,23 @@ def register_state_backends(register: Callable[[str, BackendFactory], None]) -> 
 
     The factory receives the full database URL and returns a
     :class:`timestep.storage.StateBackend`.
+    """
+
+
+@hookspec
+def register_guardrails(
+    register: Callable[[InputGuardrail[Any] | OutputGuardrail[Any]], None],
+) -> None:
+    """Register input and output guardrails by name so stored agents can find them again."""
+
+
+@hookspec
+def register_search_backends(register: Callable[[str, SearchBackendFactory], None]) -> None:
+    """Register web search backends by name: ``register("firecrawl", FirecrawlSearchBackend)``.
+
+    The factory takes no arguments and returns a :class:`timestep.tools.SearchBackend`; the
+    ``web_search`` tool picks one by ``backend=``, ``TIMESTEP_SEARCH_BACKEND``, ``search_backend``
+    in the config file, or, when exactly one is installed, that one.
     """
 
 

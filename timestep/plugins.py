@@ -29,7 +29,7 @@ from .errors import PluginError
 if TYPE_CHECKING:
     from agents import Tool
 
-    from .hookspecs import BackendFactory, ProviderFactory
+    from .hookspecs import BackendFactory, ProviderFactory, SearchBackendFactory
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -38,7 +38,9 @@ __all__ = [
     "get_plugin_manager",
     "model_provider_factories",
     "register",
+    "registered_guardrails",
     "registered_tools",
+    "search_backend_factories",
     "state_backend_factories",
     "unregister",
 ]
@@ -100,13 +102,29 @@ def state_backend_factories() -> dict[str, Registration[BackendFactory]]:
     return _collect("register_state_backends", "state backend scheme")
 
 
+def search_backend_factories() -> dict[str, Registration[SearchBackendFactory]]:
+    """Web search backend factories by name, from every loaded plugin."""
+    return _collect("register_search_backends", "search backend name")
+
+
 def registered_tools() -> dict[str, Registration[Tool]]:
     """Tools by name, from every loaded plugin."""
-    found: dict[str, Registration[Tool]] = {}
-    for impl in _impls("register_tools"):
+    return _collect_named("register_tools", "tool name", lambda tool: tool.name)
 
-        def add(tool: Tool, _plugin: str = impl.plugin_name) -> None:
-            _add_unique(found, tool.name, tool, _plugin, "tool name")
+
+def registered_guardrails() -> dict[str, Registration[Any]]:
+    """Input and output guardrails by name, from every loaded plugin."""
+    return _collect_named("register_guardrails", "guardrail name", lambda g: g.get_name())
+
+
+def _collect_named(
+    hook_name: str, what: str, name_of: Callable[[Any], str]
+) -> dict[str, Registration[Any]]:
+    found: dict[str, Registration[Any]] = {}
+    for impl in _impls(hook_name):
+
+        def add(value: Any, _plugin: str = impl.plugin_name) -> None:
+            _add_unique(found, name_of(value), value, _plugin, what)
 
         impl.function(register=add)
     return found

@@ -18,6 +18,8 @@ from agents.memory import Session
 
 from .config import load_settings
 from .errors import InterruptionException
+from .observability.install import configure_tracing
+from .observability.observer import RunObserver
 from .routing import MultiModelProvider
 
 __all__ = [
@@ -88,29 +90,38 @@ async def run_agent(
     finished, ``final_output``. With ``stream=True`` the result processor receives the
     streaming result; the default one consumes its events.
 
-    Models are routed through :func:`default_model_provider` and tracing export stays off
-    unless ``TIMESTEP_TRACING`` (or ``tracing = true`` in the config file) turns it on. A
-    ``run_config`` you pass is used exactly as given. Other keyword arguments (``context``,
-    ``max_turns``, ``hooks``, ...) go to the SDK's ``Runner``.
+    Models are routed through :func:`default_model_provider`. Tracing follows
+    ``TIMESTEP_TRACING`` (``tracing`` in the config file): ``off`` by default; ``db`` records
+    the run's spans, each model call's usage and cost, and approvals in the Timestep database
+    (see :mod:`timestep.observability`); ``openai`` / ``all`` use the SDK's exporter. The trace
+    is grouped by ``session.session_id``. A ``run_config`` you pass is used exactly as given.
+    Other keyword arguments (``context``, ``max_turns``, ``hooks``, ...) go to the SDK's
+    ``Runner``.
 
     Raises:
         InterruptionException: with ``raise_on_interruption=True``, when the run pauses.
     """
+    # TIMESTEP_TRACING: installs the process's trace processor once, records this run with it.
+    tracing = configure_tracing(load_settings())
     if run_config is None:
         run_config = RunConfig(
             model_provider=default_model_provider(),
-            tracing_disabled=not load_settings().tracing,
+            **tracing.run_config_options(agent.name, session),
         )
+    observer = RunObserver(tracing.records(run_config), run_config, runner_kwargs)
+    observer.started(input_or_state)
     result: AnyResult
-    if stream:
-        result = Runner.run_streamed(
-            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
-        )
-    else:
-        result = await Runner.run(
-            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
-        )
-    result = await result_processor(result)
+    with observer.recording():
+        if stream:
+            result = Runner.run_streamed(
+                agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+            )
+        else:
+            result = await Runner.run(
+                agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+            )
+        result = await result_processor(result)
+    observer.finished(result)
     if raise_on_interruption and result.interruptions:
         raise InterruptionException(result.to_state(), list(result.interruptions))
     return result

@@ -29,11 +29,14 @@ from .config import load_settings, redact_url
 from .errors import (
     AgentMismatchError,
     ConfigurationError,
+    IncompatibleStateError,
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
     UnsupportedSchemaError,
 )
+from .interop import JS_SDK, portable_form, translate
+from .interop import PYTHON_SDK as _PYTHON
 from .storage import (
     JSONFileBackend,
     StateBackend,
@@ -95,7 +98,7 @@ class RunStateStore:
         self._file_backend = JSONFileBackend(file_path) if file_path is not None else None
         if session_id is None:
             session_id = self._file_backend.path.stem if self._file_backend else uuid.uuid4().hex
-        self.session_id = _check_session_id(session_id)
+        self.session_id = check_session_id(session_id)
         self._backend = backend or self._file_backend
         # Resolve the URL now so a bad one fails here, not at the first await.
         self.url = self._backend.url if self._backend else load_settings(url).db_url
@@ -154,6 +157,8 @@ class RunStateStore:
                 if finished
                 else StateStatus.RUNNING
             )
+        # The JS form goes into the same row, so a TypeScript program can resume this run.
+        portable = portable_form(serialized, _PYTHON)
         record = StateRecord(
             agent_name=self.agent.name,
             session_id=self.session_id,
@@ -163,6 +168,10 @@ class RunStateStore:
             state=json.dumps(serialized, separators=(",", ":")),
             current_agent=current_agent,
             interruptions=pending,
+            portable_state=portable.state,
+            portable_sdk=portable.sdk,
+            portable_schema_version=portable.schema_version,
+            portable_error=portable.error,
         )
         backend = self.backend
         try:
@@ -239,10 +248,10 @@ class RunStateStore:
 
     async def _rebuild(self, stored: StoredState, context: Any) -> RunState[Any, Agent[Any]]:
         where = f"agent {stored.agent_name!r}, session {stored.session_id!r}"
-        if stored.sdk != PYTHON_SDK:
+        if stored.sdk not in (PYTHON_SDK, JS_SDK):
             raise UnsupportedSchemaError(
                 f"The state of {where} was written by the {stored.sdk!r} SDK "
-                f"(schema {stored.schema_version}); this install reads Python SDK states only. "
+                f"(schema {stored.schema_version}); this install reads Python and JS SDK states. "
                 "Resume it with that SDK, or clear it with store.clear().",
                 session_id=stored.session_id,
             )
@@ -260,6 +269,9 @@ class RunStateStore:
                 "store.clear() and run the agent again.",
                 session_id=stored.session_id,
             )
+        if stored.sdk == JS_SDK:
+            # The JS writer's native state is the truth; translate it on every load.
+            data = _from_js(data, where, stored.session_id)
         schema = data.get("$schemaVersion")
         if schema not in SUPPORTED_SCHEMA_VERSIONS:
             newest = max(SUPPORTED_SCHEMA_VERSIONS, key=_version_key)
@@ -305,6 +317,19 @@ class RunStateStore:
         return self._agents
 
 
+def _from_js(data: dict[str, Any], where: str, session_id: str) -> dict[str, Any]:
+    """A JS SDK state in the Python SDK's form; errors name the run they belong to."""
+    prefix = f"The state of {where} was saved by the JS Agents SDK. "
+    try:
+        return translate(data, source=JS_SDK, target=_PYTHON)
+    except IncompatibleStateError as error:
+        raise IncompatibleStateError(
+            prefix + str(error), item=error.item, session_id=session_id
+        ) from None
+    except (UnsupportedSchemaError, StateCorruptedError) as error:
+        raise type(error)(prefix + str(error), session_id=session_id) from None
+
+
 def _agent_graph(root: Agent[Any]) -> dict[str, Agent[Any] | None]:
     """Every agent reachable from ``root`` through handoffs, by name (cycles allowed).
 
@@ -348,7 +373,8 @@ def _pending_approvals(serialized: dict[str, Any]) -> list[dict[str, Any]]:
     return pending
 
 
-def _check_session_id(session_id: object) -> str:
+def check_session_id(session_id: object) -> str:
+    """``session_id`` if it is a usable key (non-empty, at most 255 characters, no NUL)."""
     if not isinstance(session_id, str) or not session_id.strip():
         raise ConfigurationError(
             f"session_id must be a non-empty string, not {session_id!r}. Omit it to have one "

@@ -29,6 +29,11 @@ class StateRecord:
     (``"python"`` or ``"js"``) and ``schema_version`` is the ``$schemaVersion`` inside it.
     ``interruptions`` summarises the pending approvals (tool name, call id, arguments) so
     listings never have to parse ``state``.
+
+    ``portable_state`` is the same state translated for the other SDK (``portable_sdk``, at
+    ``portable_schema_version``), so a program in the other language resumes the run from this
+    row; ``portable_error`` says why there is none when the state cannot be translated. A
+    backend stores these four fields verbatim, written together with ``state``.
     """
 
     agent_name: str
@@ -39,6 +44,10 @@ class StateRecord:
     state: str
     current_agent: str | None = None
     interruptions: list[dict[str, Any]] = field(default_factory=list)
+    portable_state: str | None = None
+    portable_sdk: str | None = None
+    portable_schema_version: str | None = None
+    portable_error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """One run state in one JSON file: the older ``RunStateStore("agent_state.json", agent)`` form.
 
 The file holds a small envelope, ``{"timestep": {...metadata...}, "state": {...}}``, where
-``state`` is the SDK's own serialized ``RunState``. Writes go to a temporary file that replaces
+``state`` is the SDK's own serialized ``RunState`` (and ``portable_state``, when present, the
+same state translated for the other Agents SDK). Writes go to a temporary file that replaces
 the target atomically, under an exclusive lock on a ``.lock`` file beside it, so a reader never
 sees half a state and racing writers get :class:`timestep.StateConflictError`. A file that holds
 a bare SDK state (as older versions wrote) is read too.
@@ -153,9 +154,11 @@ class JSONFileBackend:
         if "timestep" not in document:
             return _bare_state(self.path, document, text)
         meta, state = document.get("timestep"), document.get("state")
+        portable = document.get("portable_state")
         try:
             assert isinstance(meta, dict) and meta.get("format") == _FORMAT
             assert isinstance(state, dict)
+            assert portable is None or isinstance(portable, dict)
             return StoredState(
                 agent_name=str(meta["agent_name"]),
                 session_id=str(meta["session_id"]),
@@ -165,6 +168,10 @@ class JSONFileBackend:
                 state=json.dumps(state),
                 current_agent=meta.get("current_agent"),
                 interruptions=list(meta.get("interruptions", [])),
+                portable_state=None if portable is None else json.dumps(portable),
+                portable_sdk=meta.get("portable_sdk"),
+                portable_schema_version=meta.get("portable_schema_version"),
+                portable_error=meta.get("portable_error"),
                 id=str(meta["id"]),
                 version=int(meta["version"]),
                 created_at=datetime.fromisoformat(meta["created_at"]),
@@ -179,11 +186,14 @@ class JSONFileBackend:
     def _write(self, stored: StoredState) -> None:
         meta = {
             "format": _FORMAT,
-            **{k: v for k, v in stored.__dict__.items() if k != "state"},
+            **{k: v for k, v in stored.__dict__.items() if k not in {"state", "portable_state"}},
             "created_at": stored.created_at.isoformat() if stored.created_at else None,
             "updated_at": stored.updated_at.isoformat() if stored.updated_at else None,
         }
-        payload = json.dumps({"timestep": meta, "state": json.loads(stored.state)}, indent=2)
+        document: dict[str, Any] = {"timestep": meta, "state": json.loads(stored.state)}
+        if stored.portable_state is not None:
+            document["portable_state"] = json.loads(stored.portable_state)
+        payload = json.dumps(document, indent=2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
@@ -209,17 +219,20 @@ class JSONFileBackend:
 
 
 def _bare_state(path: Path, document: dict[str, Any], text: str) -> StoredState:
-    """A file holding just the SDK's ``to_string()`` output: version 0, metadata guessed."""
-    agent = document.get("current_agent")
+    """A file holding just an SDK's ``to_string()`` / ``toString()`` output: version 0,
+    metadata guessed. The JS SDK writes camelCase keys, Python snake_case ones."""
+    js = "currentAgent" in document and "current_agent" not in document
+    agent = document.get("currentAgent" if js else "current_agent")
     agent_name = agent.get("name") if isinstance(agent, dict) else None
+    step = document.get("currentStep" if js else "current_step") or {}
     modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     return StoredState(
         agent_name=str(agent_name or ""),
         session_id=path.stem,
         status=StateStatus.INTERRUPTED
-        if (document.get("current_step") or {}).get("type") == "next_step_interruption"
+        if step.get("type") == "next_step_interruption"
         else StateStatus.RUNNING,
-        sdk="python",
+        sdk="js" if js else "python",
         schema_version=str(document.get("$schemaVersion", "")),
         state=text,
         current_agent=agent_name,

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     DateTime,
+    Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -34,11 +38,18 @@ from ..errors import StorageError
 __all__ = [
     "MIGRATIONS",
     "Migration",
+    "agent_versions",
+    "agents",
     "applied_versions",
     "apply_migrations",
     "metadata",
     "migrations",
+    "model_usage",
     "run_states",
+    "session_items",
+    "sessions",
+    "spans",
+    "traces",
 ]
 
 Migration = Callable[[Connection], None]
@@ -78,16 +89,184 @@ def _run_states_v1(target: MetaData) -> Table:
     )
 
 
+def _run_states_v2_columns() -> list[Column[Any]]:
+    # Version 2: the portable form of each state, translated for the other Agents SDK
+    # (timestep.interop), written in the same statement as the native `state`.
+    return [
+        Column("portable_state", Text),
+        Column("portable_sdk", String(16)),
+        Column("portable_schema_version", String(16)),
+        Column("portable_error", Text),
+    ]
+
+
 run_states = _run_states_v1(metadata)
+for _column in _run_states_v2_columns():
+    run_states.append_column(_column)
 
 
 def _create_run_states(conn: Connection) -> None:
     _run_states_v1(MetaData()).create(conn)
 
 
+def _add_portable_state(conn: Connection) -> None:
+    for column in _run_states_v2_columns():
+        column_type = column.type.compile(dialect=conn.dialect)
+        conn.execute(
+            text(f"ALTER TABLE timestep_run_states ADD COLUMN {column.name} {column_type}")
+        )
+
+
+def _sessions_v1(target: MetaData) -> tuple[Table, Table]:
+    sessions = Table(
+        "timestep_sessions",
+        target,
+        Column("session_id", String(255), primary_key=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+    items = Table(
+        "timestep_session_items",
+        target,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column(
+            "session_id",
+            String(255),
+            ForeignKey("timestep_sessions.session_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("item", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Index("ix_timestep_session_items_session_id", "session_id", "id"),
+    )
+    return sessions, items
+
+
+sessions, session_items = _sessions_v1(metadata)
+
+
+def _create_sessions(conn: Connection) -> None:
+    frozen = MetaData()
+    _sessions_v1(frozen)
+    frozen.create_all(conn)
+
+
+def _agents_v1(target: MetaData) -> tuple[Table, Table]:
+    agents = Table(
+        "timestep_agents",
+        target,
+        Column("id", String(32), primary_key=True),
+        Column("name", String(255), nullable=False, unique=True),
+        Column("version", Integer, nullable=False),
+        Column("definition", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+    versions = Table(
+        "timestep_agent_versions",
+        target,
+        Column(
+            "agent_id",
+            String(32),
+            ForeignKey("timestep_agents.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("version", Integer, nullable=False),
+        Column("definition", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("agent_id", "version", name="pk_timestep_agent_versions"),
+    )
+    return agents, versions
+
+
+agents, agent_versions = _agents_v1(metadata)
+
+
+def _create_agents(conn: Connection) -> None:
+    frozen = MetaData()
+    _agents_v1(frozen)
+    frozen.create_all(conn)
+
+
+def _traces_v1(target: MetaData) -> tuple[Table, Table, Table]:
+    # Written in batches by timestep.observability's trace processor; no foreign keys, because
+    # spans and usage may arrive before (or, after `timestep gc`, without) their trace row.
+    traces = Table(
+        "timestep_traces",
+        target,
+        Column("trace_id", String(64), primary_key=True),
+        Column("workflow_name", String(255)),
+        Column("group_id", String(255)),
+        Column("session_id", String(255)),
+        Column("agent_name", String(255)),
+        Column("workflow_id", String(255)),
+        Column("trace_metadata", Text),
+        Column("started_at", DateTime(timezone=True)),
+        Column("ended_at", DateTime(timezone=True)),
+        Index("ix_timestep_traces_session_id", "session_id"),
+        Index("ix_timestep_traces_started_at", "started_at"),
+    )
+    spans = Table(
+        "timestep_spans",
+        target,
+        Column("span_id", String(64), primary_key=True),
+        Column("trace_id", String(64), nullable=False),
+        Column("parent_id", String(64)),
+        Column("span_type", String(32), nullable=False),
+        Column("name", String(255)),
+        Column("started_at", DateTime(timezone=True)),
+        Column("ended_at", DateTime(timezone=True)),
+        Column("error", Text),
+        Column("data", Text, nullable=False),
+        Index("ix_timestep_spans_trace_id", "trace_id", "started_at"),
+        Index("ix_timestep_spans_ended_at", "ended_at"),
+    )
+    usage = Table(
+        "timestep_model_usage",
+        target,
+        Column("id", String(32), primary_key=True),
+        Column("trace_id", String(64)),
+        Column("span_id", String(64)),
+        Column("session_id", String(255)),
+        Column("workflow_id", String(255)),
+        Column("agent_name", String(255)),
+        Column("model", String(255)),
+        Column("provider", String(64)),
+        Column("requests", Integer, nullable=False),
+        Column("input_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("cache_write_tokens", BigInteger, nullable=False),
+        Column("output_tokens", BigInteger, nullable=False),
+        Column("reasoning_tokens", BigInteger, nullable=False),
+        Column("total_tokens", BigInteger, nullable=False),
+        Column("latency_ms", Float),
+        Column("cost_nanousd", BigInteger),
+        Column("response_id", String(255)),
+        Column("source", String(16), nullable=False),
+        Column("started_at", DateTime(timezone=True)),
+        Column("ended_at", DateTime(timezone=True), nullable=False),
+        Index("ix_timestep_model_usage_ended_at", "ended_at"),
+        Index("ix_timestep_model_usage_trace_id", "trace_id"),
+        Index("ix_timestep_model_usage_session_id", "session_id"),
+    )
+    return traces, spans, usage
+
+
+traces, spans, model_usage = _traces_v1(metadata)
+
+
+def _create_traces(conn: Connection) -> None:
+    frozen = MetaData()
+    _traces_v1(frozen)
+    frozen.create_all(conn)
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
-    "run_states": [_create_run_states],
+    "run_states": [_create_run_states, _add_portable_state],
+    "sessions": [_create_sessions],
+    "agents": [_create_agents],
+    "traces": [_create_traces],
 }
 
 # Any constant works; it only has to be the same for every Timestep process.

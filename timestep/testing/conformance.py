@@ -17,6 +17,7 @@ The fixture must yield an empty backend. Tests run under pytest-asyncio.
 from __future__ import annotations
 
 import asyncio
+import json
 import string
 import uuid
 from typing import Any
@@ -57,19 +58,53 @@ class StateBackendConformance:
     """The behaviour :class:`~timestep.storage.StateBackend` promises, as tests."""
 
     async def test_save_then_load_round_trips_every_field(self, backend: StateBackend) -> None:
-        record = make_record(state='{"big": "' + "x" * 200_000 + '", "uni": "日本 ✓"}')
+        record = make_record(
+            state='{"big": "' + "x" * 200_000 + '", "uni": "日本 ✓"}',
+            portable_state='{"$schemaVersion": "1.22", "uni": "日本 ✓"}',
+            portable_sdk="js",
+            portable_schema_version="1.22",
+        )
         stored = await backend.save(record, expected_version=None)
         loaded = await backend.load(record.agent_name, record.session_id)
         assert loaded is not None
         assert stored.version == loaded.version == 1
         assert stored.id and loaded.id == stored.id
-        for field in ("agent_name", "session_id", "sdk", "schema_version", "state"):
+        for field in (
+            "agent_name",
+            "session_id",
+            "sdk",
+            "schema_version",
+            "state",
+            "portable_sdk",
+            "portable_schema_version",
+            "portable_error",
+        ):
             assert getattr(loaded, field) == getattr(record, field), field
+        assert loaded.portable_state is not None and record.portable_state is not None
+        assert json.loads(loaded.portable_state) == json.loads(record.portable_state)
         assert loaded.status == StateStatus.INTERRUPTED
         assert loaded.interruptions == record.interruptions
         assert loaded.current_agent == record.current_agent
         assert loaded.created_at is not None and loaded.created_at.tzinfo is not None
         assert loaded.updated_at is not None and loaded.updated_at >= loaded.created_at
+
+    async def test_an_update_replaces_the_portable_form_with_the_state(
+        self, backend: StateBackend
+    ) -> None:
+        # The portable form is written with the native state or not at all: an update that
+        # cannot translate clears the old translation and says why.
+        await backend.save(
+            make_record("s1", portable_state='{"old": 1}', portable_sdk="js"),
+            expected_version=None,
+        )
+        await backend.save(
+            make_record("s1", state='{"new": 1}', portable_sdk="js", portable_error="no way"),
+            expected_version=1,
+        )
+        loaded = await backend.load("Ops", "s1")
+        assert loaded is not None
+        assert (loaded.state, loaded.portable_state) == ('{"new": 1}', None)
+        assert (loaded.portable_sdk, loaded.portable_error) == ("js", "no way")
 
     async def test_load_of_unknown_session_is_none(self, backend: StateBackend) -> None:
         assert await backend.load("Ops", "no-such-session") is None

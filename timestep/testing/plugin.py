@@ -40,7 +40,13 @@ __all__ = [
 ]
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-_SETTINGS_ENV = ("TIMESTEP_DB_URL", "PG_CONNECTION_URI", "TIMESTEP_TRACING")
+_SETTINGS_ENV = (
+    "TIMESTEP_DB_URL",
+    "PG_CONNECTION_URI",
+    "TIMESTEP_TRACING",
+    "TIMESTEP_SEARCH_BACKEND",
+    "TIMESTEP_TRACE_PAYLOADS",
+)
 
 
 @pytest.fixture

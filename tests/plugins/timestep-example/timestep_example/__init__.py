@@ -1,7 +1,8 @@
 """A third-party plugin as a user would write one: a model prefix and a storage scheme.
 
-- ``Agent(model="example/NAME")`` answers ``"NAME heard: <last user message>"``.
+- ``Agent(model="example/NAME")`` (or ``acme/NAME``) answers ``"NAME heard: <last message>"``.
 - ``memory://NAME`` URLs store run states in this process's memory.
+- the ``shout`` tool, found by name when a stored agent is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from agents import Model, ModelProvider
+from agents import Model, ModelProvider, function_tool
 from agents.testing import ModelStep, ScriptedModel, assistant_message
 
 import timestep
@@ -99,8 +100,20 @@ class MemoryBackend:
 @timestep.hookimpl
 def register_model_providers(register: Callable[[str, Any], None]) -> None:
     register("example", EchoProvider)
+    register("acme", EchoProvider)
 
 
 @timestep.hookimpl
 def register_state_backends(register: Callable[[str, Any], None]) -> None:
     register("memory", MemoryBackend)
+
+
+@function_tool
+def shout(text: str) -> str:
+    """Say ``text`` loudly."""
+    return text.upper()
+
+
+@timestep.hookimpl
+def register_tools(register: Callable[[Any], None]) -> None:
+    register(shout)

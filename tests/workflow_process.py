@@ -1,0 +1,146 @@
+"""A Timestep worker (or approver) as its own OS process, for the crash and multi-worker tests.
+
+    python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
+                               | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
+                               [--session PATH]
+    python workflow_process.py approve URL WFID approve|reject [--call-id ID]
+
+A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
+``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
+worker started (``--wait``; a restarted worker recovers it at launch), or serves until a file
+appears. ``--block LABEL`` makes the worker hang at that model call, tool call or guardrail, so
+the test can ``kill -9`` it there. An approver decides a parked run without launching
+anything. Each prints JSON lines; the last one is the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents import SQLiteSession
+from workflow_support import Recorder, clerk
+
+from timestep import TimestepError
+from timestep.storage import close_backends
+from timestep.workflows import (
+    approve_workflow,
+    configure_dbos,
+    ensure_dbos_launched,
+    get_agent_workflow,
+    register_agent,
+    run_agent_workflow,
+    shutdown_dbos,
+)
+
+SESSION_ID = "customer-1"
+
+
+def say(**fields: Any) -> None:
+    print(json.dumps(fields, default=str), flush=True)
+
+
+async def worker(args: argparse.Namespace) -> dict[str, Any]:
+    recorder = Recorder(Path(args.record), block=args.block)
+    agent = register_agent(clerk(recorder, approval=args.approval, delay=args.delay))
+    configure_dbos(
+        args.url, executor_id=args.executor_id, notification_listener_polling_interval_sec=0.05
+    )
+    ensure_dbos_launched()
+    recorder.write("worker", "launched")
+    say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
+    try:
+        if args.start:
+            session = SQLiteSession(SESSION_ID, args.session) if args.session else None
+            result = await run_agent_workflow(
+                agent=agent,
+                input_items="Where are orders 7 and 8?",
+                session=session,
+                workflow_id=args.start,
+            )
+        elif args.wait:
+            handle = await get_agent_workflow(args.wait)
+            result = await handle.get_result(polling_interval_sec=0.1)
+        else:
+            # Serve (run whatever this worker is due) until told to stop.
+            stop = Path(args.serve_until)
+            while True:
+                if stop.exists():
+                    return {"event": "served", "pid": os.getpid()}
+                await asyncio.sleep(0.05)
+        return {
+            "event": "result",
+            "pid": os.getpid(),
+            "workflow_id": result.workflow_id,
+            "final_output": result.final_output,
+            "new_items": result.new_items,
+            "approvals": result.approvals,
+        }
+    finally:
+        shutdown_dbos()
+        await close_backends()
+
+
+async def approver(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        decided = await approve_workflow(
+            args.workflow_id,
+            approve=args.decision == "approve",
+            call_id=args.call_id,
+            rejection_message=None if args.decision == "approve" else "Not allowed.",
+            url=args.url,
+        )
+    except TimestepError as error:
+        return {"event": "error", "error": type(error).__name__, "message": str(error)}
+    finally:
+        shutdown_dbos()
+        await close_backends()
+    return {"event": "decided", "call_ids": decided, "pid": os.getpid()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("worker")
+    run.add_argument("url")
+    run.add_argument("record")
+    run.add_argument("--executor-id", default="local")
+    run.add_argument("--start")
+    run.add_argument("--wait")
+    run.add_argument("--serve-until", default="stop")
+    run.add_argument("--approval", action="store_true")
+    run.add_argument("--block")
+    run.add_argument("--delay", type=float, default=0.0)
+    run.add_argument("--session")
+    decide = commands.add_parser("approve")
+    decide.add_argument("url")
+    decide.add_argument("workflow_id")
+    decide.add_argument("decision", choices=["approve", "reject"])
+    decide.add_argument("--call-id")
+    args = parser.parse_args(argv)
+    outcome = asyncio.run(worker(args) if args.command == "worker" else approver(args))
+    say(**outcome)
+
+
+def forked_main(argv: list[str], env: dict[str, str], output: str) -> None:
+    """Entry point in a process forked from a server that imported this module already.
+
+    The test's environment replaces the server's, and what the process prints goes to
+    ``output``, as a pipe would take a script's output.
+    """
+    os.environ.clear()
+    os.environ.update(env)
+    with open(output, "w", buffering=1) as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        sys.stdout = sys.stderr = out
+        main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Conversation history on the Timestep database: the SDK's ``Session`` protocol.
+
+The same database and connection pool as the run-state store (embedded SQLite or PostgreSQL),
+so one URL holds both the paused runs and their conversations. Usable wherever the SDK takes
+a session::
+
+    session = TimestepSession("ticket-42")
+    result = await run_agent(agent, "clean up /tmp/x", session=session)
+
+A paused run resumed with the same session continues the same history: items already stored
+are not stored again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from agents import TResponseInputItem
+from agents.memory import SessionSettings
+from agents.memory.session_settings import resolve_session_limit
+from sqlalchemy import delete, func, insert, select
+
+from .config import load_settings
+from .errors import ConfigurationError
+from .state import check_session_id
+from .storage import SQLStateBackend, backend_factory, get_backend
+from .storage.schema import session_items, sessions
+
+__all__ = ["TimestepSession"]
+
+logger = logging.getLogger("timestep")
+
+
+class TimestepSession:
+    """A conversation history stored in the Timestep database.
+
+    Args:
+        session_id: Which conversation; generated when omitted (see :attr:`session_id`).
+        url: Database URL; defaults to the configured one (embedded SQLite unless set).
+        session_settings: The SDK's settings, e.g. ``SessionSettings(limit=50)`` to send only
+            the latest 50 items to the model.
+    """
+
+    session_settings: SessionSettings | None
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        *,
+        url: str | None = None,
+        session_settings: SessionSettings | None = None,
+    ) -> None:
+        self.session_id = check_session_id(uuid.uuid4().hex if session_id is None else session_id)
+        self.url = load_settings(url).db_url
+        if backend_factory(self.url) is not SQLStateBackend:
+            raise ConfigurationError(
+                f"TimestepSession stores history in PostgreSQL or SQLite; {self.url!r} is served "
+                "by a plugin backend. Use a postgresql:// or sqlite:/// URL for sessions."
+            )
+        self.session_settings = session_settings
+
+    def __repr__(self) -> str:
+        return f"TimestepSession({self.session_id!r})"
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The history, oldest first; with a limit, only the latest ``limit`` items."""
+        limit = resolve_session_limit(limit, self.session_settings)
+        query = select(session_items.c.id, session_items.c.item).where(
+            session_items.c.session_id == self.session_id
+        )
+        if limit is not None:
+            query = query.order_by(session_items.c.id.desc()).limit(max(limit, 0))
+        else:
+            query = query.order_by(session_items.c.id)
+        async with self._backend().transaction() as conn:
+            rows = list((await conn.execute(query)).all())
+        if limit is not None:
+            rows.reverse()
+        return [item for row_id, text in rows if (item := self._decode(row_id, text)) is not None]
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append ``items`` in one transaction."""
+        if not items:
+            return
+        now = datetime.now(UTC)
+        async with self._backend().transaction() as conn:
+            await self._touch(conn, now)
+            await conn.execute(
+                insert(session_items),
+                [
+                    {"session_id": self.session_id, "item": json.dumps(item), "created_at": now}
+                    for item in items
+                ],
+            )
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove and return the newest item (``None`` when the history is empty)."""
+        newest = (
+            select(session_items.c.id)
+            .where(session_items.c.session_id == self.session_id)
+            .order_by(session_items.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        statement = (
+            delete(session_items)
+            .where(session_items.c.id == newest)
+            .returning(session_items.c.id, session_items.c.item)
+        )
+        async with self._backend().transaction() as conn:
+            row = (await conn.execute(statement)).first()
+        return None if row is None else self._decode(row.id, row.item)
+
+    async def clear_session(self) -> None:
+        """Delete the whole history of this session."""
+        async with self._backend().transaction() as conn:
+            await conn.execute(
+                delete(session_items).where(session_items.c.session_id == self.session_id)
+            )
+            await conn.execute(delete(sessions).where(sessions.c.session_id == self.session_id))
+
+    async def count(self) -> int:
+        """How many items the history holds."""
+        query = select(func.count()).where(session_items.c.session_id == self.session_id)
+        async with self._backend().transaction() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    def _backend(self) -> SQLStateBackend:
+        backend = get_backend(self.url)
+        assert isinstance(backend, SQLStateBackend)
+        return backend
+
+    async def _touch(self, conn: Any, now: datetime) -> None:
+        updated = await conn.execute(
+            sessions.update().where(sessions.c.session_id == self.session_id).values(updated_at=now)
+        )
+        if not updated.rowcount:
+            await conn.execute(
+                insert(sessions).values(session_id=self.session_id, created_at=now, updated_at=now)
+            )
+
+    def _decode(self, row_id: int, text: str) -> TResponseInputItem | None:
+        try:
+            item: TResponseInputItem = json.loads(text)
+        except json.JSONDecodeError:
+            # One damaged row must not make the whole conversation unusable.
+            logger.warning("Skipping unreadable item %s of session %r", row_id, self.session_id)
+            return None
+        return item

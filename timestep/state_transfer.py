@@ -1,0 +1,156 @@
+"""Move a stored run between languages by file: ``timestep state export`` and ``state import``.
+
+``export_state`` gives a stored run as the JSON one SDK's ``RunState.fromString`` /
+``RunState.from_string`` reads, translating when the row was written by the other SDK.
+``import_state`` stores such a file (from either SDK) as a row, with its portable form, so
+``RunStateStore.load()`` in Python or a TypeScript program reading the table resumes it::
+
+    text = await export_state(get_backend(url), "ticket-42", to="js")
+    stored = await import_state(get_backend(url), Path("state.json").read_text())
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .config import redact_url
+from .errors import (
+    ConfigurationError,
+    IncompatibleStateError,
+    StateConflictError,
+    StateCorruptedError,
+    StateNotFoundError,
+    UnsupportedSchemaError,
+)
+from .interop import describe, detect_sdk, other_sdk, portable_form, translate
+from .state import check_session_id
+from .storage import StateBackend, StateRecord, StateStatus, StoredState
+
+__all__ = ["export_state", "find_run", "import_state"]
+
+
+async def find_run(
+    backend: StateBackend, session_id: str, agent_name: str | None = None
+) -> StoredState:
+    """The stored run of ``session_id`` (of ``agent_name`` when several agents share it).
+
+    Raises:
+        StateNotFoundError: no such run, or several agents' runs and no ``agent_name``.
+    """
+    if agent_name is not None:
+        row = await backend.load(agent_name, session_id)
+        rows = [] if row is None else [row]
+    else:
+        rows = await backend.list(session_id=session_id, limit=2)
+    if len(rows) > 1:
+        agents = ", ".join(sorted(row.agent_name for row in rows))
+        raise StateNotFoundError(
+            f"Session {session_id!r} has runs of several agents ({agents}); pass --agent NAME.",
+            session_id=session_id,
+        )
+    if not rows:
+        who = f"agent {agent_name!r}, " if agent_name else ""
+        raise StateNotFoundError(
+            f"No stored run for {who}session {session_id!r} in {redact_url(backend.url)}. "
+            "`timestep runs list` shows what is stored.",
+            session_id=session_id,
+        )
+    return rows[0]
+
+
+async def export_state(
+    backend: StateBackend, session_id: str, *, to: str, agent_name: str | None = None
+) -> str:
+    """The stored run as JSON for the ``to`` SDK (``"python"`` or ``"js"``).
+
+    Raises:
+        StateNotFoundError: no such run (see :func:`find_run`).
+        UnsupportedSchemaError: the row's schema has no translator to ``to``.
+        IncompatibleStateError: the run holds something the ``to`` SDK cannot express.
+    """
+    other_sdk(to)
+    row = await find_run(backend, session_id, agent_name)
+    state = _parse(row.state, f"The stored state of session {session_id!r}")
+    if row.sdk != to:
+        where = f"The run of agent {row.agent_name!r}, session {session_id!r} ({row.sdk} SDK): "
+        try:
+            state = translate(state, source=row.sdk, target=to)
+        except IncompatibleStateError as error:
+            raise IncompatibleStateError(
+                where + str(error), item=error.item, session_id=session_id
+            ) from None
+        except (UnsupportedSchemaError, StateCorruptedError) as error:
+            raise type(error)(where + str(error), session_id=session_id) from None
+    return json.dumps(state, ensure_ascii=False, indent=2)
+
+
+async def import_state(
+    backend: StateBackend,
+    document: str,
+    *,
+    agent_name: str | None = None,
+    session_id: str,
+    overwrite: bool = False,
+) -> StoredState:
+    """Store a serialized RunState of either SDK as the run of ``agent_name`` in ``session_id``.
+
+    The row keeps the file's state as written (its SDK detected from the keys) and its portable
+    form for the other SDK. ``agent_name`` defaults to the agent whose run the state records
+    (its first item's agent); pass it when the run was started by another agent. A completed run
+    of the same session is replaced; a paused or running one only with ``overwrite=True``.
+
+    Raises:
+        StateCorruptedError: ``document`` is not a RunState of either SDK.
+        StateConflictError: the session holds a run that is not finished (use ``overwrite``).
+    """
+    state = _parse(document, "The file")
+    sdk = detect_sdk(state)
+    summary = describe(state, sdk)
+    name = agent_name or summary.starting_agent
+    if not name:
+        raise ConfigurationError("The state names no agent; pass --agent NAME (the run's agent).")
+    portable = portable_form(state, sdk)
+    record = StateRecord(
+        agent_name=name,
+        session_id=check_session_id(session_id),
+        status=StateStatus.INTERRUPTED
+        if summary.interruptions
+        else StateStatus.COMPLETED
+        if summary.finished
+        else StateStatus.RUNNING,
+        sdk=sdk,
+        schema_version=summary.schema_version,
+        state=json.dumps(state, ensure_ascii=False, separators=(",", ":")),
+        current_agent=summary.current_agent,
+        interruptions=summary.interruptions,
+        portable_state=portable.state,
+        portable_sdk=portable.sdk,
+        portable_schema_version=portable.schema_version,
+        portable_error=portable.error,
+    )
+    if overwrite:
+        return await backend.save(record, expected_version=None, overwrite=True)
+    try:
+        return await backend.save(record, expected_version=None)
+    except StateConflictError as conflict:
+        current = await backend.load(name, session_id)
+        if current is None or current.status != StateStatus.COMPLETED:
+            raise StateConflictError(
+                f"Session {session_id!r} already holds an unfinished run of agent {name!r}; "
+                "import under another --session, or pass --overwrite to replace it.",
+                session_id=session_id,
+                expected_version=None,
+                actual_version=conflict.actual_version,
+            ) from None
+        return await backend.save(record, expected_version=current.version)
+
+
+def _parse(text: str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise StateCorruptedError(f"{what} is not valid JSON ({error}).") from None
+    if not isinstance(data, dict):
+        raise StateCorruptedError(f"{what} is not a RunState (a JSON object).")
+    return data

@@ -1,0 +1,575 @@
+"""Durable agent runs: the SDK's ``Runner`` inside a DBOS workflow, every side effect a step.
+
+Example::
+
+    register_agent(assistant)
+    ensure_dbos_launched()
+    result = await run_agent_workflow(agent=assistant, input_items="Where is order 7?",
+                                      session=SQLiteSession("user-42", "chat.db"),
+                                      workflow_id="order-7")
+    print(result.final_output)
+
+How a run is made durable (the idea follows the ``dbos-openai-agents`` package; the code is
+Timestep's own, because that package replaces the model provider, which would bypass Timestep's
+prefix routing, leaves tools to the user, and has no approvals):
+
+- The agent graph is cloned for the run. Each clone's model (an instance, or whatever the
+  routing provider returns for a name) is wrapped so ``get_response`` is a DBOS step; each
+  ``FunctionTool``'s ``on_invoke_tool`` and each input/output guardrail becomes a step too.
+  A replay after a crash returns the checkpointed model responses, tool outputs and guardrail
+  verdicts instead of calling anything again.
+- DBOS identifies steps by the order they start in. The SDK runs the tool calls of one model
+  response concurrently, so their start order is up to the event loop. Right after each model
+  step the wrapper *reserves* one step id per function call, in the response's order, and each
+  tool runs at the id reserved for its call id: the numbering no longer depends on scheduling.
+- Sessions and run states are written by steps the workflow runs itself (see
+  :mod:`.sessions`); approvals wait on DBOS messages (see :mod:`.approvals`).
+
+Not made durable: streaming (runs use ``Runner.run``), MCP server tools, and local
+computer/shell tools (they run as ordinary workflow code and run again on replay), and
+handoff callbacks (keep them idempotent, like any workflow code).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import pickle
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypedDict, TypeVar
+
+from agents import (
+    Agent,
+    Handoff,
+    InputGuardrail,
+    ItemHelpers,
+    Model,
+    ModelProvider,
+    ModelResponse,
+    OutputGuardrail,
+    RunConfig,
+    Runner,
+    RunResult,
+    RunState,
+)
+from agents.memory import Session
+from agents.tool import FunctionTool, Tool
+from agents.tool_context import ToolContext
+from dbos import DBOS, SetWorkflowID, StepOptions, StepReservation
+
+from ..config import load_settings
+from ..errors import WorkflowConfigurationError, WorkflowRunError
+from ..run import default_model_provider
+from ..state import RunStateStore
+from ..storage import StateStatus, get_backend
+from .approvals import Decision, wait_for_decisions
+from .config import WorkflowSettings, launched_settings
+from .handles import AgentWorkflowHandle, AgentWorkflowResult
+from .registry import check_registered, get_registered_agent
+from .sessions import SessionSpec, close_session, open_session, session_spec
+
+__all__ = [
+    "WORKFLOW_NAME",
+    "DurableModel",
+    "DurableModelProvider",
+    "RunRequest",
+    "agent_workflow",
+    "build_request",
+    "execute_run",
+    "run_agent_workflow",
+    "start_agent_workflow",
+]
+
+WORKFLOW_NAME = "timestep.agent_run"
+"""The DBOS name of the durable run workflow (stable across refactors: recovery finds it by it)."""
+
+R = TypeVar("R")
+
+
+class RunRequest(TypedDict):
+    """A durable run's arguments, exactly as DBOS stores them (a plain dict, so it can evolve).
+
+    Example::
+
+        RunRequest(agent="Assistant", input=[{"role": "user", "content": "hi"}], session=None,
+                   max_turns=None, context=None, approval_timeout=None)
+    """
+
+    agent: str
+    input: list[Any]
+    session: SessionSpec | None
+    max_turns: int | None
+    context: Any
+    approval_timeout: float | None
+
+
+def build_request(
+    agent: Agent[Any],
+    input_items: str | list[Any],
+    session: Session | None,
+    *,
+    max_turns: int | None,
+    context: Any,
+    approval_timeout: float | None,
+) -> RunRequest:
+    """Check the caller's arguments and turn them into a storable :class:`RunRequest`.
+
+    Example::
+
+        request = build_request(assistant, "hi", None, max_turns=None, context=None,
+                                approval_timeout=None)
+
+    Raises:
+        AgentNotRegisteredError: ``agent`` is not the agent registered under its name.
+        SessionNotDurableError: ``session`` cannot be re-created after a restart.
+        WorkflowConfigurationError: input, ``max_turns``, ``approval_timeout`` or ``context``
+            cannot be used.
+    """
+    name = check_registered(agent)
+    if isinstance(input_items, str):
+        items: list[Any] = ItemHelpers.input_to_new_input_list(input_items)
+    elif isinstance(input_items, list):
+        items = list(input_items)
+    else:
+        raise WorkflowConfigurationError(
+            "input_items must be a string or a list of input items (e.g. "
+            "[{'role': 'user', 'content': 'hi'}]); a RunState cannot start a workflow, "
+            f"got {type(input_items).__name__}."
+        )
+    if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
+        raise WorkflowConfigurationError(f"max_turns must be a positive int, not {max_turns!r}.")
+    if approval_timeout is not None and not approval_timeout > 0:
+        raise WorkflowConfigurationError(
+            f"approval_timeout must be a positive number of seconds (or None to wait as long "
+            f"as it takes), not {approval_timeout!r}."
+        )
+    request = RunRequest(
+        agent=name,
+        input=items,
+        session=session_spec(session),
+        max_turns=max_turns,
+        context=context,
+        approval_timeout=approval_timeout,
+    )
+    try:
+        pickle.dumps(request)
+    except Exception as error:
+        raise WorkflowConfigurationError(
+            f"The run's input and context must be picklable so a restarted worker can resume "
+            f"it; {error}. Pass plain data (str, dict, list, dataclasses of those)."
+        ) from None
+    return request
+
+
+async def start_agent_workflow(request: RunRequest, workflow_id: str | None) -> AgentWorkflowHandle:
+    """Start the durable run of ``request`` in this process (returns at once).
+
+    Example::
+
+        handle = await start_agent_workflow(request, "order-7")
+        result = await handle.get_result()
+    """
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id.strip()):
+        raise WorkflowConfigurationError(
+            f"workflow_id must be a non-empty string, not {workflow_id!r}."
+        )
+    if workflow_id is None:
+        handle = await DBOS.start_workflow_async(agent_workflow, request)
+    else:
+        with SetWorkflowID(workflow_id):
+            handle = await DBOS.start_workflow_async(agent_workflow, request)
+    return AgentWorkflowHandle(handle.get_workflow_id(), _result=handle.get_result)
+
+
+async def run_agent_workflow(
+    agent: Agent[Any],
+    input_items: str | list[Any],
+    session: Session | None = None,
+    *,
+    workflow_id: str | None = None,
+    max_turns: int | None = None,
+    context: Any = None,
+    approval_timeout: float | None = None,
+) -> AgentWorkflowResult:
+    """Run ``agent`` as a durable workflow and wait for its result.
+
+    Idempotent by ``workflow_id``: calling again with the id of a started or finished run
+    attaches to it (its original arguments win) instead of running anything twice. If the run
+    needs approval it parks until :func:`~timestep.workflows.approve_workflow` decides (or
+    ``approval_timeout`` seconds pass; undecided calls are then rejected).
+
+    Args:
+        agent: A registered agent (:func:`~timestep.workflows.register_agent`).
+        input_items: The user's message, or a list of input items.
+        session: An SDK session; its history is the run's context and its new items are
+            appended once the run finishes. Passed by description (see :mod:`.sessions`).
+        workflow_id: The run's id; generated when omitted.
+        max_turns: Passed to the SDK ``Runner``.
+        context: The run context; must be picklable.
+        approval_timeout: Seconds to wait for each round of approvals; ``None`` waits as long
+            as it takes.
+
+    Example::
+
+        result = await run_agent_workflow(agent=assistant, input_items="hi", workflow_id="o-7")
+
+    Raises:
+        WorkflowNotLaunchedError: ``ensure_dbos_launched()`` was not called.
+        AgentNotRegisteredError, SessionNotDurableError, WorkflowConfigurationError: bad input.
+    """
+    launched_settings("run_agent_workflow")
+    request = build_request(
+        agent,
+        input_items,
+        session,
+        max_turns=max_turns,
+        context=context,
+        approval_timeout=approval_timeout,
+    )
+    handle = await start_agent_workflow(request, workflow_id)
+    return await handle.get_result()
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+async def agent_workflow(request: RunRequest) -> dict[str, Any]:
+    """The DBOS workflow of a direct or queued durable run (start it with DBOS, or use
+    :func:`run_agent_workflow` / :func:`~timestep.workflows.queue_agent_workflow`)::
+
+        handle = await DBOS.start_workflow_async(agent_workflow, request)
+    """
+    return await execute_run(request)
+
+
+async def execute_run(request: RunRequest) -> dict[str, Any]:
+    """The body of every durable run (direct, queued or scheduled); call it inside a workflow.
+
+    Example::
+
+        @DBOS.workflow()
+        async def my_run(request: RunRequest) -> dict[str, Any]:
+            return await execute_run(request)
+    """
+    workflow_id = str(DBOS.workflow_id)
+    agent = get_registered_agent(request["agent"], workflow_id=workflow_id)
+    settings = launched_settings("A durable run")
+    url = settings.url
+    run = _DurableRun()
+    root = run.wrap(agent)
+    run_config = RunConfig(
+        model_provider=DurableModelProvider(default_model_provider(), run),
+        tracing_disabled=not _tracing_enabled(settings),
+    )
+    spec = request["session"]
+    history: list[Any] = []
+    if spec is not None:
+        history = await DBOS.run_step_async(
+            {"name": "timestep.session.load"}, _load_history, spec, workflow_id
+        )
+    options: dict[str, Any] = {"run_config": run_config, "context": request["context"]}
+    if request["max_turns"] is not None:
+        options["max_turns"] = request["max_turns"]
+    approvals: list[dict[str, Any]] = []
+    try:
+        result = await Runner.run(root, [*history, *request["input"]], **options)
+        while result.interruptions:
+            state = result.to_state()
+            await _save_state(agent, workflow_id, url, state, StateStatus.INTERRUPTED)
+            decisions = await wait_for_decisions(
+                list(result.interruptions), request["approval_timeout"]
+            )
+            approvals.extend(_apply(state, decisions, request["approval_timeout"]))
+            await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
+            options.pop("context", None)  # the state carries it from here on
+            result = await Runner.run(root, state, **options)
+    except Exception as error:
+        storable = _storable(error, workflow_id)
+        if storable is error:
+            raise
+        raise storable from error
+    _check_storable_output(result.final_output, workflow_id)
+    new_items = result.to_input_list()[len(history) :]
+    if spec is not None:
+        await DBOS.run_step_async(
+            {"name": "timestep.session.save"}, _append_items, spec, new_items, workflow_id
+        )
+    if approvals:
+        # Mark the paused run's row finished. A run that never paused has no row to finish:
+        # its outcome is the workflow's result, and serializing the final state would cost
+        # more than all its model and tool steps together (bench/workflows.py).
+        await _save_state(agent, workflow_id, url, result, StateStatus.COMPLETED)
+    return {
+        "workflow_id": workflow_id,
+        "final_output": result.final_output,
+        "last_agent": result.last_agent.name,
+        "new_items": new_items,
+        "session_id": spec["session_id"] if spec is not None else None,
+        "approvals": approvals,
+    }
+
+
+_tracing: tuple[WorkflowSettings, bool] | None = None
+
+
+def _tracing_enabled(settings: WorkflowSettings) -> bool:
+    """Whether runs export SDK traces, read once per configured engine.
+
+    ``load_settings()`` parses the config file (walking up from the working directory) on every
+    call, a few milliseconds each: too much per run, and the setting does not change mid-run.
+    """
+    global _tracing
+    cached = _tracing
+    if cached is None or cached[0] is not settings:
+        cached = _tracing = (settings, load_settings().tracing)
+    return cached[1]
+
+
+class _DurableRun:
+    """Per workflow execution: the cloned agent graph and the reserved tool step ids."""
+
+    def __init__(self) -> None:
+        self.reservations: dict[str, StepReservation] = {}
+        # Strong references: handoffs point at clones through weak references.
+        self.clones: dict[int, Agent[Any]] = {}
+
+    def wrap(self, root: Agent[Any]) -> Agent[Any]:
+        """A clone of ``root``'s whole handoff graph (cycles included) with durable parts."""
+        if id(root) in self.clones:
+            return self.clones[id(root)]
+        originals = _agent_graph(root)
+        fresh = [agent for agent in originals if id(agent) not in self.clones]
+        for agent in fresh:
+            self.clones[id(agent)] = agent.clone(
+                model=DurableModel(agent.model, self)
+                if isinstance(agent.model, Model) and not isinstance(agent.model, DurableModel)
+                else agent.model,
+                tools=[self._tool(tool) for tool in agent.tools],
+                input_guardrails=[_input_guardrail(g) for g in agent.input_guardrails],
+                output_guardrails=[_output_guardrail(g) for g in agent.output_guardrails],
+            )
+        for agent in fresh:
+            self.clones[id(agent)].handoffs = [self._handoff(h) for h in agent.handoffs]
+        return self.clones[id(root)]
+
+    def reserve_tool_steps(self, response: ModelResponse) -> None:
+        """Reserve a step id per function call of ``response``, in the response's order."""
+        if DBOS.workflow_id is None or DBOS.step_id is not None:
+            return  # a nested run inside a step: nested steps run inline, nothing to number
+        for item in response.output:
+            call_id = getattr(item, "call_id", None)
+            if getattr(item, "type", None) == "function_call" and isinstance(call_id, str):
+                self.reservations[call_id] = DBOS.reserve_step()
+
+    def _tool(self, tool: Tool) -> Tool:
+        if not isinstance(tool, FunctionTool):
+            return tool
+        original = tool.on_invoke_tool
+        step: StepOptions = {"name": f"timestep.tool:{tool.name}"}
+        run = self
+
+        async def invoke(context: ToolContext[Any], arguments: str) -> Any:
+            async def call() -> Any:
+                return await original(context, arguments)
+
+            reservation = run.reservations.pop(context.tool_call_id, None)
+            if reservation is not None:
+                return await reservation.run_async(step, call)
+            return await DBOS.run_step_async(step, call)
+
+        durable = copy.copy(tool)
+        durable.on_invoke_tool = invoke
+        return durable
+
+    def _handoff(self, handoff: Agent[Any] | Handoff[Any, Any]) -> Agent[Any] | Handoff[Any, Any]:
+        if isinstance(handoff, Agent):
+            return self.wrap(handoff)
+        original = handoff.on_invoke_handoff
+        run = self
+
+        async def invoke(context: Any, arguments: str) -> Any:
+            target = await original(context, arguments)
+            return run.wrap(target) if isinstance(target, Agent) else target
+
+        durable: Handoff[Any, Any] = dataclasses.replace(handoff, on_invoke_handoff=invoke)
+        target = handoff._agent_ref() if handoff._agent_ref is not None else None
+        if isinstance(target, Agent):
+            durable._agent_ref = weakref.ref(self.wrap(target))
+        return durable
+
+
+class DurableModel(Model):
+    """A model whose every ``get_response`` is a DBOS step (checkpointed, replayed on recovery).
+
+    Only meaningful inside a durable run; outside a workflow the step runs as a plain call.
+    Example::
+
+        agent = Agent(name="A", model=DurableModel(OpenAIResponsesModel(...)))
+    """
+
+    def __init__(self, model: Model, run: _DurableRun | None = None) -> None:
+        self.model = model
+        self._run = run or _DurableRun()
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        async def call() -> ModelResponse:
+            return await self.model.get_response(*args, **kwargs)
+
+        response: ModelResponse = await DBOS.run_step_async({"name": "timestep.model"}, call)
+        # No await between the step and the reservations: their ids follow the model step's.
+        self._run.reserve_tool_steps(response)
+        return response
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise WorkflowConfigurationError(
+            "Durable runs do not stream: each model call is checkpointed whole. Use "
+            "run_agent_workflow (which runs Runner.run), or run_agent(stream=True) outside "
+            "workflows."
+        )
+
+    def get_retry_advice(self, request: Any) -> Any:
+        return self.model.get_retry_advice(request)
+
+    async def close(self) -> None:
+        await self.model.close()
+
+    async def _cleanup_on_run_end(self, owner: object) -> None:
+        await self.model._cleanup_on_run_end(owner)
+
+
+class DurableModelProvider(ModelProvider):
+    """Wraps another provider (Timestep's routing one by default) so its models are durable.
+
+    Example::
+
+        RunConfig(model_provider=DurableModelProvider(default_model_provider()))
+    """
+
+    def __init__(self, provider: ModelProvider, run: _DurableRun | None = None) -> None:
+        self.provider = provider
+        self._run = run or _DurableRun()
+
+    def get_model(self, model_name: str | None) -> Model:
+        return DurableModel(self.provider.get_model(model_name), self._run)
+
+
+def _agent_graph(root: Agent[Any]) -> list[Agent[Any]]:
+    """``root`` and every agent its handoffs reach, each once."""
+    seen: dict[int, Agent[Any]] = {}
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Handoff):
+            target = node._agent_ref() if node._agent_ref is not None else None
+            if target is not None:
+                stack.append(target)
+        elif isinstance(node, Agent) and id(node) not in seen:
+            seen[id(node)] = node
+            stack.extend(node.handoffs)
+    return list(seen.values())
+
+
+def _input_guardrail(guardrail: InputGuardrail[Any]) -> InputGuardrail[Any]:
+    name = guardrail.get_name()
+    check = _durable_check(guardrail.guardrail_function, f"timestep.input_guardrail:{name}")
+    return dataclasses.replace(guardrail, guardrail_function=check, name=name)
+
+
+def _output_guardrail(guardrail: OutputGuardrail[Any]) -> OutputGuardrail[Any]:
+    name = guardrail.get_name()
+    check = _durable_check(guardrail.guardrail_function, f"timestep.output_guardrail:{name}")
+    return dataclasses.replace(guardrail, guardrail_function=check, name=name)
+
+
+def _durable_check(function: Callable[..., Any], step_name: str) -> Callable[..., Awaitable[Any]]:
+    async def check(*args: Any) -> Any:
+        async def call() -> Any:
+            verdict = function(*args)
+            return await verdict if inspect.isawaitable(verdict) else verdict
+
+        return await DBOS.run_step_async({"name": step_name}, call)
+
+    return check
+
+
+def _apply(
+    state: RunState[Any, Any], decisions: dict[str, Decision], timeout: float | None
+) -> list[dict[str, Any]]:
+    applied = []
+    for item in state.get_interruptions():
+        decision = decisions.get(str(item.call_id))
+        if decision is None:
+            waited = f"within {timeout:g} seconds" if timeout is not None else "in time"
+            state.reject(item, rejection_message=f"No approval decision arrived {waited}.")
+            approved = False
+        elif decision["approve"]:
+            state.approve(item)
+            approved = True
+        else:
+            state.reject(item, rejection_message=decision["rejection_message"])
+            approved = False
+        applied.append({"call_id": item.call_id, "tool_name": item.tool_name, "approved": approved})
+    return applied
+
+
+async def _save_state(
+    agent: Agent[Any],
+    workflow_id: str,
+    url: str,
+    state: RunState[Any, Any] | RunResult,
+    status: StateStatus,
+) -> int:
+    async def save() -> int:
+        # get_backend keeps one pool per event loop, so this works on the caller's loop and on
+        # the one DBOS runs recovered and queued workflows on alike.
+        store = RunStateStore(agent=agent, session_id=workflow_id, backend=get_backend(url))
+        stored = await store.save(state, status=status, overwrite=True)
+        return stored.version
+
+    version: int = await DBOS.run_step_async({"name": f"timestep.state.{status.value}"}, save)
+    return version
+
+
+async def _load_history(spec: SessionSpec, workflow_id: str) -> list[Any]:
+    session = open_session(spec, workflow_id=workflow_id)
+    try:
+        return list(await session.get_items())
+    finally:
+        await close_session(session)
+
+
+async def _append_items(spec: SessionSpec, items: list[Any], workflow_id: str) -> int:
+    session = open_session(spec, workflow_id=workflow_id)
+    try:
+        await session.add_items(items)
+        return len(items)
+    finally:
+        await close_session(session)
+
+
+def _storable(error: Exception, workflow_id: str) -> Exception:
+    """``error`` if DBOS can store it as is, else a WorkflowRunError describing it."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return WorkflowRunError(
+            f"The agent run of workflow {workflow_id!r} failed: {type(error).__name__}: {error}",
+            workflow_id=workflow_id,
+            error_type=type(error).__name__,
+        )
+    return error
+
+
+def _check_storable_output(output: Any, workflow_id: str) -> None:
+    # Checked before the session and state are written, so a run whose result DBOS could not
+    # store fails cleanly instead of half-finishing.
+    try:
+        pickle.dumps(output)
+    except Exception as error:
+        raise WorkflowRunError(
+            f"The final output of workflow {workflow_id!r} ({type(output).__name__}) cannot be "
+            f"stored: {error}. Use an output_type defined at module level (a pydantic model, a "
+            "dataclass) or plain data.",
+            workflow_id=workflow_id,
+            error_type=type(error).__name__,
+        ) from None

@@ -1,0 +1,182 @@
+"""Sessions in durable workflows: passed by description, re-created inside the workflow.
+
+Why not pass the SDK ``Session`` itself: DBOS stores a workflow's arguments so that another
+process can run it after a crash, and a session object is not serializable (``SQLiteSession``
+holds thread-local connections and a lock). So the caller's session is turned into a
+:class:`SessionSpec` (its type, its ``session_id`` and what is needed to reopen it) at the call
+site, and the workflow re-creates an equivalent session from that spec, in whichever process
+runs it.
+
+- ``timestep.TimestepSession`` (history on the Timestep database) and ``agents.SQLiteSession``
+  on a file work out of the box (their URL, path, table names and settings are kept). An
+  in-memory ``SQLiteSession`` is refused: its history would vanish with the process.
+- Any other ``Session`` type needs a factory, registered in every worker::
+
+      register_session_factory(RedisSession, lambda session_id: RedisSession(session_id, url=...))
+
+The workflow reads the history once (a checkpointed step, so a replay sees the same history)
+and writes the run's new items once at the end (another step), rather than letting the SDK
+write as it goes: writes made by an attempt that crashed would otherwise be repeated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+from agents import SQLiteSession
+from agents.memory import Session
+
+from ..errors import SessionNotDurableError
+
+__all__ = [
+    "SessionFactory",
+    "SessionSpec",
+    "close_session",
+    "open_session",
+    "register_session_factory",
+    "session_spec",
+]
+
+SessionFactory = Callable[[str], Session]
+"""Builds a session from its ``session_id``."""
+
+
+class SessionSpec(TypedDict):
+    """How to re-create a session: its type, id and constructor options::
+
+    SessionSpec(type="agents.memory.sqlite_session.SQLiteSession", session_id="user-42",
+                options={"db_path": "/srv/chat.db", ...})
+    """
+
+    type: str
+    session_id: str
+    options: dict[str, Any]
+
+
+_SQLITE = f"{SQLiteSession.__module__}.{SQLiteSession.__qualname__}"
+_lock = threading.Lock()
+_factories: dict[str, SessionFactory] = {}
+
+
+def register_session_factory(session_type: type[Any], factory: SessionFactory) -> None:
+    """Let workflows re-create sessions of ``session_type`` from their id.
+
+    Register it in every process that runs workflows, next to ``register_agent``::
+
+        register_session_factory(MySession, lambda session_id: MySession(session_id, url=URL))
+    """
+    if not isinstance(session_type, type) or not callable(factory):
+        raise SessionNotDurableError(
+            "register_session_factory(session_type, factory) takes a class and a callable "
+            "that builds a session from its session_id."
+        )
+    with _lock:
+        _factories[_type_name(session_type)] = factory
+
+
+def session_spec(session: Session | None) -> SessionSpec | None:
+    """Describe ``session`` so a workflow can re-create it; ``None`` for no session.
+
+    Example: ``spec = session_spec(SQLiteSession("user-42", "chat.db"))``
+
+    Raises:
+        SessionNotDurableError: an in-memory ``SQLiteSession``, or a type with no factory.
+    """
+    if session is None:
+        return None
+    session_id = getattr(session, "session_id", None)
+    if not isinstance(session_id, str) or not session_id:
+        raise SessionNotDurableError(
+            f"A workflow session needs a non-empty string session_id; {type(session).__name__} "
+            f"has {session_id!r}."
+        )
+    if type(session) is SQLiteSession:
+        db_path = str(session.db_path)
+        if db_path in {"", ":memory:"} or db_path.startswith("file::memory"):
+            raise SessionNotDurableError(
+                f"SQLiteSession {session_id!r} is in memory, so a worker that restarts would "
+                "lose its history. Give it a file: SQLiteSession(session_id, db_path='chat.db')."
+            )
+        return SessionSpec(
+            type=_SQLITE,
+            session_id=session_id,
+            options={
+                "db_path": str(Path(db_path).expanduser().absolute()),
+                "sessions_table": session.sessions_table,
+                "messages_table": session.messages_table,
+            },
+        )
+    timestep_session = _timestep_session_type()
+    if timestep_session is not None and type(session) is timestep_session:
+        return SessionSpec(
+            type=_type_name(timestep_session),
+            session_id=session_id,
+            options={
+                "url": session.url,  # type: ignore[attr-defined]
+                "session_settings": session.session_settings,
+            },
+        )
+    for klass in type(session).__mro__:
+        name = _type_name(klass)
+        with _lock:
+            known = name in _factories
+        if known:
+            return SessionSpec(type=name, session_id=session_id, options={})
+    raise SessionNotDurableError(
+        f"Workflows cannot re-create a {type(session).__name__} after a restart. Call "
+        f"register_session_factory({type(session).__name__}, lambda session_id: ...) in every "
+        "worker, or use an agents.SQLiteSession on a file."
+    )
+
+
+def open_session(spec: SessionSpec, *, workflow_id: str | None = None) -> Session:
+    """Re-create the session ``spec`` describes: ``session = open_session(spec)``.
+
+    Raises:
+        SessionNotDurableError: no factory is registered for its type in this process.
+    """
+    if spec["type"] == _SQLITE:
+        return SQLiteSession(spec["session_id"], **spec["options"])
+    timestep_session = _timestep_session_type()
+    if timestep_session is not None and spec["type"] == _type_name(timestep_session):
+        session: Session = timestep_session(spec["session_id"], **spec["options"])
+        return session
+    with _lock:
+        factory = _factories.get(spec["type"])
+    if factory is None:
+        raise SessionNotDurableError(
+            f"Workflow {workflow_id!r} uses a {spec['type']} session, and no factory for it is "
+            "registered in this process. Call register_session_factory(...) at start-up, "
+            "before ensure_dbos_launched().",
+            workflow_id=workflow_id,
+        )
+    return factory(spec["session_id"])
+
+
+async def close_session(session: Session) -> None:
+    """Release what a re-created session holds (SQLite connections), if it can.
+
+    Example: ``await close_session(open_session(spec))``
+    """
+    close = getattr(session, "close", None)
+    if callable(close):
+        closing = close()
+        if inspect.isawaitable(closing):
+            await closing
+
+
+def _timestep_session_type() -> type[Any] | None:
+    # Imported late: sessions on the Timestep database are optional for workflows.
+    try:
+        from ..sessions import TimestepSession
+    except ImportError:
+        return None
+    return TimestepSession
+
+
+def _type_name(klass: type[Any]) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
