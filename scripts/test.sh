@@ -9,7 +9,7 @@ PLUGINS=(plugins/timestep-firecrawl plugins/timestep-ollama)
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-install=(-e '.[dev]' -e tests/plugins/timestep-example)
+install=(-e '.[dev,docs]' -e tests/plugins/timestep-example)
 for plugin in "${PLUGINS[@]}"; do install+=(-e "$plugin[test]"); done
 .venv/bin/python -m pip install --quiet "${install[@]}"
 
@@ -19,7 +19,7 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 # PostgreSQL tests must run here, never skip silently.
 TIMESTEP_REQUIRE_POSTGRES=1 .venv/bin/python -m pytest "$@"
-.venv/bin/ruff check timestep tests bench plugins
-.venv/bin/ruff format --check timestep tests bench plugins
+.venv/bin/ruff check timestep tests bench plugins examples
+.venv/bin/ruff format --check timestep tests bench plugins examples
 .venv/bin/mypy
 for plugin in "${PLUGINS[@]}"; do (cd "$plugin" && ../../.venv/bin/mypy); done
