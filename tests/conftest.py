@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflow_support import launched
 
 from subprocesses import run_python
 from timestep import plugins
 from timestep.observability import install as observability_install
+from timestep.workflows import WorkflowSettings
 
 OPS_PROCESS = Path(__file__).parent / "ops_process.py"
 
@@ -37,3 +39,25 @@ def ops_process(timestep_home: Path) -> Callable[..., dict[str, Any]]:
         return report
 
     return run
+
+
+# Durable-workflow engines: DBOS launched on a fresh database for one test, then destroyed.
+@pytest.fixture
+def engine(db_url: str) -> Iterator[WorkflowSettings]:
+    """DBOS on each built-in backend in turn."""
+    with launched(db_url) as settings:
+        yield settings
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[WorkflowSettings]:
+    """DBOS on a fresh SQLite file."""
+    with launched(sqlite_url) as settings:
+        yield settings
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[WorkflowSettings]:
+    """DBOS on a fresh PostgreSQL database."""
+    with launched(postgres_url) as settings:
+        yield settings

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from agents import (
 from agents.testing import ScriptedModel, assistant_message, function_call
 from dbos import DBOS
 from pydantic import BaseModel
-from workflow_support import FINAL_ANSWER, Recorder, clerk, launched
+from workflow_support import FINAL_ANSWER, Recorder, clerk
 
 from timestep import RunStateStore
 from timestep.errors import (
@@ -48,18 +47,6 @@ from timestep.workflows import (
     shutdown_dbos,
     system_database_url,
 )
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[WorkflowSettings]:
-    with launched(db_url) as settings:
-        yield settings
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[WorkflowSettings]:
-    with launched(sqlite_url) as settings:
-        yield settings
 
 
 async def test_a_durable_run_checkpoints_every_model_and_tool_call_and_keeps_the_session(

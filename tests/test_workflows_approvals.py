@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dbos import DBOS
-from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk, launched
+from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk
 
 from timestep import RunStateStore
 from timestep.errors import (
@@ -28,18 +28,6 @@ from timestep.workflows import (
     register_agent,
     run_agent_workflow,
 )
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[WorkflowSettings]:
-    with launched(db_url) as settings:
-        yield settings
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[WorkflowSettings]:
-    with launched(sqlite_url) as settings:
-        yield settings
 
 
 async def parked(workflow_id: str, count: int = 1) -> list[PendingApproval]:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_support import FINAL_ANSWER, Recorder, clerk, launched
+from workflow_support import FINAL_ANSWER, Recorder, clerk
 
 from subprocesses import run_python
 from timestep.errors import WorkflowNotFoundError
@@ -25,18 +24,6 @@ from timestep.workflows import (
     run_agent_workflow,
     show_agent_workflow,
 )
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[WorkflowSettings]:
-    with launched(sqlite_url) as settings:
-        yield settings
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[WorkflowSettings]:
-    with launched(postgres_url) as settings:
-        yield settings
 
 
 async def timestep(

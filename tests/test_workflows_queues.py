@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from agents import Agent, Model, ModelResponse
 from agents.testing import ScriptedModel, assistant_message
 from dbos import DBOS
-from workflow_support import launched
 
 from timestep.errors import (
     DuplicateWorkflowError,
@@ -63,24 +61,6 @@ class EchoModel(Model):
 
     def times(self, phase: str) -> list[float]:
         return sorted(at for _, p, at in self.calls if p == phase)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[WorkflowSettings]:
-    with launched(db_url) as settings:
-        yield settings
-
-
-@pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[WorkflowSettings]:
-    with launched(postgres_url) as settings:
-        yield settings
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[WorkflowSettings]:
-    with launched(sqlite_url) as settings:
-        yield settings
 
 
 async def results(*handles: AgentWorkflowHandle) -> list[Any]:
