@@ -19,14 +19,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from scripted_server import ScriptedServer
 
 __all__ = ["FakeOpenAI", "Received", "Reply", "function_call"]
 
@@ -76,48 +76,18 @@ class Received:
         ]
 
 
-class FakeOpenAI:
+class FakeOpenAI(ScriptedServer[Reply, Received]):
     """The server. Start it with :meth:`start`; give the client ``base_url``."""
 
+    reply_type = Reply
+
     def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.requests: list[Received] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_handler_for)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``, what ``openai_base_url`` expects."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
-
-    def reply(self, *replies: Reply | str) -> None:
-        """Queue the answers to the next requests, in order (a string is a text reply)."""
-        with self._lock:
-            self.replies.extend(Reply(r) if isinstance(r, str) else r for r in replies)
-
-    def start(self) -> None:
-        """Listen in a background thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _record(self, received: Received) -> None:
-        with self._lock:
-            self.requests.append(received)
-
-    def _next(self, received: Received) -> Reply | None:
-        with self._lock:
-            self.requests.append(received)
-            return self.replies.popleft() if self.replies else None
+        return f"{self.address}/v1"
 
 
 def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:

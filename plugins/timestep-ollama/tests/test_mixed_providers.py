@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from agents import Agent, RunConfig
 from agents.models.fake_id import FAKE_RESPONSES_ID
-from fake_openai import CHAT_COMPLETIONS_PATH, RESPONSES_PATH, FakeOpenAI
-from fake_openai import Reply as OpenAIReply
-from fake_openai import function_call as openai_call
 
 from fake_ollama import FakeOllama
 from fake_ollama import Reply as OllamaReply
 from fake_ollama import tool_call as ollama_call
+from fake_openai import CHAT_COMPLETIONS_PATH, RESPONSES_PATH, FakeOpenAI
+from fake_openai import Reply as OpenAIReply
+from fake_openai import function_call as openai_call
 from timestep import MultiModelProvider, run_agent
 
 STREAM = pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
