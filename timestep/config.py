@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -203,11 +204,19 @@ def _read_config_file(start: Path) -> tuple[dict[str, Any], str]:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    """The parsed file (treat it as read-only: it is shared between calls)."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        stat = path.stat()
+        # run_agent resolves settings on every run; parse a file again only when it changed.
+        return _parse_toml(str(path), stat.st_mtime_ns, stat.st_size)
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigurationError(f"Cannot read {path}: {error}. Fix or remove the file.") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_toml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
 
 
 def _pick_choice(
