@@ -17,6 +17,7 @@ from timestep import (
     StateCorruptedError,
     StateNotFoundError,
     StateStatus,
+    StateTooLargeError,
     StorageUnavailableError,
     TimestepError,
     UnsupportedSchemaError,
@@ -245,7 +246,50 @@ def test_an_unknown_scheme_lists_the_known_ones() -> None:
         RunStateStore(agent=ops_agent(), session_id="s", url="mysql://root@localhost/db")
 
 
-@pytest.mark.parametrize("session_id", ["", "   ", "x" * 256, "nul\x00byte", 42])
+async def test_a_state_over_the_size_limit_is_refused_on_save_and_load(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, result = await paused_run()
+    big = RunStateStore(agent=agent, session_id="s", url=db_url)
+    stored = await big.save(result)
+    size = len(stored.state)
+
+    monkeypatch.setenv("TIMESTEP_MAX_STATE_BYTES", str(size - 1))
+    small = RunStateStore(agent=agent, session_id="s", url=db_url)
+    with pytest.raises(StateTooLargeError, match="TIMESTEP_MAX_STATE_BYTES") as caught:
+        await small.load()
+    assert (caught.value.size, caught.value.limit) == (size, size - 1)
+    with pytest.raises(StateTooLargeError):
+        await RunStateStore(agent=agent, session_id="s2", url=db_url).save(result)
+    assert await small.info() == stored
+    assert await RunStateStore(agent=agent, session_id="s2", url=db_url).info() is None
+
+    exact = RunStateStore(agent=agent, session_id="s", url=db_url, max_state_bytes=size)
+    await exact.load()
+
+
+@pytest.mark.parametrize(
+    ("given", "limit"), [("1024", 1024), ("16MiB", 16 * 1024**2), (" 2 kb ", 2048), (7, 7)]
+)
+def test_the_size_limit_reads_bytes_and_binary_units(given: object, limit: int) -> None:
+    store = RunStateStore(agent=ops_agent(), session_id="s", max_state_bytes=given)  # type: ignore[arg-type]
+    assert store.max_state_bytes == limit
+
+
+@pytest.mark.parametrize("given", ["0", "-5", "lots", "5 parsecs", "1.5MB", True])
+def test_a_bad_size_limit_is_a_configuration_error(
+    given: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match="size"):
+        RunStateStore(agent=ops_agent(), session_id="s", max_state_bytes=given)  # type: ignore[arg-type]
+    monkeypatch.setenv("TIMESTEP_MAX_STATE_BYTES", str(given))
+    with pytest.raises(ConfigurationError, match="TIMESTEP_MAX_STATE_BYTES"):
+        RunStateStore(agent=ops_agent(), session_id="s")
+
+
+@pytest.mark.parametrize(
+    "session_id", ["", "   ", "x" * 256, "nul\x00byte", 42, "lone \ud800 surrogate"]
+)
 def test_bad_session_ids_are_refused(session_id: object) -> None:
     with pytest.raises(ConfigurationError, match="session_id"):
         RunStateStore(agent=ops_agent(), session_id=session_id)  # type: ignore[arg-type]

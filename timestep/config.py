@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,12 +32,14 @@ if TYPE_CHECKING:
     from .observability.prices import ModelPrice
 
 __all__ = [
+    "DEFAULT_MAX_STATE_BYTES",
     "Settings",
     "TracePayloads",
     "TracingMode",
     "default_home",
     "load_settings",
     "normalize_db_url",
+    "parse_size",
     "redact_url",
     "url_scheme",
 ]
@@ -53,6 +56,13 @@ _TRACE_PAYLOADS: tuple[TracePayloads, ...] = ("truncated", "full", "off")
 _Choice = TypeVar("_Choice", bound=str)
 _PRICE_FIELDS = ("input", "output", "cached_input", "cache_write_input")
 
+DEFAULT_MAX_STATE_BYTES = 64 * 1024 * 1024
+"""The default largest run state Timestep stores or parses: 64 MiB of serialized JSON."""
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2}
+_SIZE_UNITS |= {"gb": 1024**3, "gib": 1024**3}
+# An HMAC key shorter than this is guessable; secrets.token_urlsafe(32) gives 43 characters.
+_MIN_STATE_KEY_LENGTH = 32
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -67,6 +77,11 @@ class Settings:
     exporter may send traces to OpenAI (``openai`` or ``all``), its meaning before the modes.
     ``trace_payloads`` (``TIMESTEP_TRACE_PAYLOADS``) keeps span inputs and outputs
     ``truncated`` (default), ``full`` or ``off``; ``prices`` are the ``[prices]`` overrides.
+
+    ``max_state_bytes`` (``TIMESTEP_MAX_STATE_BYTES`` / ``max_state_bytes``, e.g. ``"16MiB"``)
+    caps the size of a stored run state. ``state_key`` (``TIMESTEP_STATE_KEY``, environment
+    only) signs stored states and ``previous_state_keys`` (``TIMESTEP_STATE_PREVIOUS_KEYS``,
+    comma-separated) still verify rows signed before a key rotation; neither is ever printed.
     """
 
     db_url: str
@@ -76,6 +91,9 @@ class Settings:
     tracing_mode: TracingMode = "off"
     trace_payloads: TracePayloads = "truncated"
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES
+    state_key: str | None = field(default=None, repr=False)
+    previous_state_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
 def default_home() -> Path:
@@ -150,7 +168,65 @@ def load_settings(db_url: str | None = None, *, cwd: Path | None = None) -> Sett
             default="truncated",
         ),
         prices=_pick_prices(file_settings.get("prices"), file_source),
+        max_state_bytes=_pick_max_state_bytes(file_settings, file_source),
+        state_key=_pick_state_key(file_settings, file_source),
+        previous_state_keys=tuple(
+            _check_state_key(key.strip(), "a key in TIMESTEP_STATE_PREVIOUS_KEYS")
+            for key in os.environ.get("TIMESTEP_STATE_PREVIOUS_KEYS", "").split(",")
+            if key.strip()
+        ),
     )
+
+
+def parse_size(value: object, where: str) -> int:
+    """A positive byte count from an int or a string like ``"16MiB"`` / ``"512 KB"``.
+
+    Units are binary (1 KB = 1024 bytes). Raises :class:`ConfigurationError` naming ``where``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(value))
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _SIZE_UNITS:
+            raise ConfigurationError(
+                f"{where} must be a size in bytes such as 67108864, '64MiB' or '512KB', "
+                f"not {value!r}."
+            )
+        size = int(match.group(1)) * _SIZE_UNITS[unit]
+    if size <= 0:
+        raise ConfigurationError(f"{where} must be a positive size, not {value!r}.")
+    return size
+
+
+def _pick_max_state_bytes(file_settings: dict[str, Any], file_source: str) -> int:
+    from_env = os.environ.get("TIMESTEP_MAX_STATE_BYTES", "").strip()
+    if from_env:
+        return parse_size(from_env, "TIMESTEP_MAX_STATE_BYTES")
+    if "max_state_bytes" in file_settings:
+        return parse_size(file_settings["max_state_bytes"], f"'max_state_bytes' in {file_source}")
+    return DEFAULT_MAX_STATE_BYTES
+
+
+def _pick_state_key(file_settings: dict[str, Any], file_source: str) -> str | None:
+    if "state_key" in file_settings:
+        # A key in a file that is usually committed is not a secret any more.
+        raise ConfigurationError(
+            f"Remove 'state_key' from {file_source}: the signing key is a secret, read only "
+            "from the TIMESTEP_STATE_KEY environment variable (set it from your secret store)."
+        )
+    key = os.environ.get("TIMESTEP_STATE_KEY", "").strip()
+    return _check_state_key(key, "TIMESTEP_STATE_KEY") if key else None
+
+
+def _check_state_key(key: str, where: str) -> str:
+    if len(key) < _MIN_STATE_KEY_LENGTH:
+        raise ConfigurationError(
+            f"{where} is {len(key)} characters; a signing key needs at least "
+            f"{_MIN_STATE_KEY_LENGTH}. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return key
 
 
 def _pick_search_backend(file_settings: dict[str, Any], file_source: str) -> str | None:

@@ -27,7 +27,9 @@ __all__ = [
     "StateConflictError",
     "StateCorruptedError",
     "StateError",
+    "StateIntegrityError",
     "StateNotFoundError",
+    "StateTooLargeError",
     "StorageError",
     "StorageUnavailableError",
     "TimestepError",
@@ -102,6 +104,29 @@ class UnsupportedSchemaError(StateError):
 
 class AgentMismatchError(StateError):
     """The state refers to agents that are not in the agent graph it is being loaded with."""
+
+
+class StateIntegrityError(StateError):
+    """A stored state failed its signature check: it was changed, or written, without the key.
+
+    Raised on load when ``TIMESTEP_STATE_KEY`` is set and the row's HMAC signature is missing
+    or does not match, so approvals edited outside Timestep are never resumed as if a human
+    gave them. Nothing stored is changed.
+    """
+
+
+class StateTooLargeError(StateError, ValueError):
+    """A run state is larger than the configured limit (``TIMESTEP_MAX_STATE_BYTES``).
+
+    ``size`` and ``limit`` are in bytes of the serialized (UTF-8 JSON) state.
+    """
+
+    def __init__(
+        self, message: str, *, size: int, limit: int, session_id: str | None = None
+    ) -> None:
+        super().__init__(message, session_id=session_id)
+        self.size = size
+        self.limit = limit
 
 
 class StateConflictError(StateError):

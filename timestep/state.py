@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from agents import Agent, RunResult, RunResultStreaming, RunState
 from agents.handoffs import Handoff
 from agents.run_state import CURRENT_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 
-from .config import load_settings, redact_url
+from .config import load_settings, parse_size, redact_url
 from .errors import (
     AgentMismatchError,
     ConfigurationError,
@@ -33,8 +34,10 @@ from .errors import (
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
+    StateTooLargeError,
     UnsupportedSchemaError,
 )
+from .integrity import StateSigner
 from .interop import JS_SDK, portable_form, translate
 from .interop import PYTHON_SDK as _PYTHON
 from .storage import (
@@ -64,12 +67,19 @@ class RunStateStore:
 
     ``RunStateStore("agent_state.json", agent)`` keeps the state in that JSON file instead.
 
+    With a signing key (``TIMESTEP_STATE_KEY`` or ``state_key=``) every save is signed and
+    every load verified, so a state edited outside Timestep (say, an approval forged in the
+    database) raises :class:`~timestep.StateIntegrityError` instead of being resumed.
+
     Args:
         file_path: Keep the state in this JSON file rather than a database.
         agent: The starting agent of the run; the state is rebuilt against its graph.
         session_id: Which run; generated (see :attr:`session_id`) when omitted.
         url: Database URL; overrides the environment and config files.
         backend: A ready :class:`~timestep.storage.StateBackend`, e.g. from a plugin.
+        max_state_bytes: Largest state to save or load (an int or e.g. ``"16MiB"``); default
+            ``TIMESTEP_MAX_STATE_BYTES`` or 64 MiB.
+        state_key: Sign and verify states with this key (default ``TIMESTEP_STATE_KEY``).
     """
 
     def __init__(
@@ -80,6 +90,8 @@ class RunStateStore:
         session_id: str | None = None,
         url: str | None = None,
         backend: StateBackend | None = None,
+        max_state_bytes: int | str | None = None,
+        state_key: str | None = None,
     ) -> None:
         if isinstance(file_path, Agent):
             if agent is not None:
@@ -100,10 +112,21 @@ class RunStateStore:
             session_id = self._file_backend.path.stem if self._file_backend else uuid.uuid4().hex
         self.session_id = check_session_id(session_id)
         self._backend = backend or self._file_backend
-        # Resolve the URL now so a bad one fails here, not at the first await.
-        self.url = self._backend.url if self._backend else load_settings(url).db_url
+        # Resolve settings now so a bad one fails here, not at the first await.
+        settings = load_settings(url)
+        self.url = self._backend.url if self._backend else settings.db_url
         if self._backend is None:
             backend_factory(self.url)
+        self.max_state_bytes = (
+            settings.max_state_bytes
+            if max_state_bytes is None
+            else parse_size(max_state_bytes, "max_state_bytes")
+        )
+        self._signer = (
+            StateSigner(state_key, settings.previous_state_keys)
+            if state_key is not None
+            else StateSigner.from_settings(settings)
+        )
         self._version: int | None = None
         self._agents: dict[str, Agent[Any] | None] | None = None
 
@@ -141,6 +164,7 @@ class RunStateStore:
 
         Raises:
             StateConflictError: another writer saved this session first. Nothing was written.
+            StateTooLargeError: the serialized state is over ``max_state_bytes``.
         """
         finished = False
         if isinstance(state, RunResult | RunResultStreaming):
@@ -157,6 +181,9 @@ class RunStateStore:
                 if finished
                 else StateStatus.RUNNING
             )
+        text = json.dumps(serialized, separators=(",", ":"))
+        # ASCII-only (json.dumps escapes the rest), so characters are bytes.
+        self._check_size(len(text), "save")
         # The JS form goes into the same row, so a TypeScript program can resume this run.
         portable = portable_form(serialized, _PYTHON)
         record = StateRecord(
@@ -165,7 +192,7 @@ class RunStateStore:
             status=StateStatus(status),
             sdk=PYTHON_SDK,
             schema_version=str(serialized.get("$schemaVersion", CURRENT_SCHEMA_VERSION)),
-            state=json.dumps(serialized, separators=(",", ":")),
+            state=text,
             current_agent=current_agent,
             interruptions=pending,
             portable_state=portable.state,
@@ -173,6 +200,8 @@ class RunStateStore:
             portable_schema_version=portable.schema_version,
             portable_error=portable.error,
         )
+        if self._signer is not None:
+            record = replace(record, signature=self._signer.sign(record))
         backend = self.backend
         try:
             stored = await backend.save(record, expected_version=self._version, overwrite=overwrite)
@@ -192,6 +221,8 @@ class RunStateStore:
             StateCorruptedError: the stored payload is truncated or not a run state.
             UnsupportedSchemaError: written by an SDK or schema version this install can't read.
             AgentMismatchError: the state belongs to a different agent graph.
+            StateIntegrityError: a signing key is set and the row is unsigned or was changed.
+            StateTooLargeError: the stored state is over ``max_state_bytes`` (not parsed).
         """
         stored = await self.backend.load(self.agent.name, self.session_id)
         if stored is None:
@@ -201,6 +232,9 @@ class RunStateStore:
                 "session id and database: `timestep runs list` shows what is stored.",
                 session_id=self.session_id,
             )
+        self._check_size(_utf8_size(stored.state, self.max_state_bytes), "load")
+        if self._signer is not None:
+            self._signer.verify(stored)
         state = await self._rebuild(stored, context)
         self._version = stored.version
         return state
@@ -234,6 +268,19 @@ class RunStateStore:
             limit=limit,
         )
 
+    def _check_size(self, size: int, action: str) -> None:
+        if size <= self.max_state_bytes:
+            return
+        raise StateTooLargeError(
+            f"Cannot {action} the state of agent {self.agent.name!r}, session "
+            f"{self.session_id!r}: it is {size:,} bytes, over the limit of "
+            f"{self.max_state_bytes:,}. Raise TIMESTEP_MAX_STATE_BYTES (or max_state_bytes=) "
+            "if that is expected, or keep large tool outputs out of the conversation.",
+            size=size,
+            limit=self.max_state_bytes,
+            session_id=self.session_id,
+        )
+
     async def _replace_completed(
         self, backend: StateBackend, record: StateRecord, conflict: StateConflictError
     ) -> StoredState:
@@ -257,6 +304,12 @@ class RunStateStore:
             )
         try:
             data = json.loads(stored.state)
+        except RecursionError:
+            raise StateCorruptedError(
+                f"The stored state of {where} is nested too deeply to be a run state; it was "
+                "edited outside Timestep. Clear it with store.clear() and run the agent again.",
+                session_id=stored.session_id,
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise StateCorruptedError(
                 f"The stored state of {where} is not valid JSON ({error}); it was truncated or "
@@ -272,34 +325,15 @@ class RunStateStore:
         if stored.sdk == JS_SDK:
             # The JS writer's native state is the truth; translate it on every load.
             data = _from_js(data, where, stored.session_id)
-        schema = data.get("$schemaVersion")
-        if schema not in SUPPORTED_SCHEMA_VERSIONS:
-            newest = max(SUPPORTED_SCHEMA_VERSIONS, key=_version_key)
-            raise UnsupportedSchemaError(
-                f"The state of {where} has $schemaVersion {schema!r}; this openai-agents reads "
-                f"up to {newest}. Upgrade openai-agents (and timestep) to the version that wrote "
-                "it, or clear it with store.clear().",
+        try:
+            self._check_resumable(data, where, stored.session_id)
+        except (TypeError, AttributeError):
+            # Type-confused fields (a list where a name belongs): edited outside Timestep.
+            raise StateCorruptedError(
+                f"The stored state of {where} has fields of the wrong type; it was edited "
+                "outside Timestep. Clear it with store.clear() and run the agent again.",
                 session_id=stored.session_id,
-            )
-        current = data.get("current_agent")
-        current_name = current.get("name") if isinstance(current, dict) else None
-        known = self._graph()
-        if current_name not in known:
-            raise AgentMismatchError(
-                f"The state of {where} is at agent {current_name!r}, which is not in the graph "
-                f"of {self.agent.name!r} (agents: {', '.join(sorted(known))}). Load it with the "
-                "agent graph that saved it (same names and handoffs).",
-                session_id=stored.session_id,
-            )
-        for pending in _pending_approvals(data):
-            owner = known.get(pending["agent"] or current_name or "")
-            if owner is not None and pending["tool_name"] not in _tool_names(owner):
-                raise AgentMismatchError(
-                    f"The state of {where} waits for approval of tool {pending['tool_name']!r} "
-                    f"on agent {owner.name!r}, which has no such tool now. Load it with the "
-                    "agent definition that saved it.",
-                    session_id=stored.session_id,
-                )
+            ) from None
         try:
             return await RunState.from_json(self.agent, data, context_override=context)
         except Exception as error:
@@ -310,6 +344,37 @@ class RunStateStore:
                 "store.clear().",
                 session_id=stored.session_id,
             ) from error
+
+    def _check_resumable(self, data: dict[str, Any], where: str, session_id: str) -> None:
+        """Raise unless ``data`` is a state of a schema and agent graph this store can resume."""
+        schema = data.get("$schemaVersion")
+        if schema not in SUPPORTED_SCHEMA_VERSIONS:
+            newest = max(SUPPORTED_SCHEMA_VERSIONS, key=_version_key)
+            raise UnsupportedSchemaError(
+                f"The state of {where} has $schemaVersion {schema!r}; this openai-agents reads "
+                f"up to {newest}. Upgrade openai-agents (and timestep) to the version that wrote "
+                "it, or clear it with store.clear().",
+                session_id=session_id,
+            )
+        current = data.get("current_agent")
+        current_name = current.get("name") if isinstance(current, dict) else None
+        known = self._graph()
+        if current_name not in known:
+            raise AgentMismatchError(
+                f"The state of {where} is at agent {current_name!r}, which is not in the graph "
+                f"of {self.agent.name!r} (agents: {', '.join(sorted(known))}). Load it with the "
+                "agent graph that saved it (same names and handoffs).",
+                session_id=session_id,
+            )
+        for pending in _pending_approvals(data, strict=True):
+            owner = known.get(pending["agent"] or current_name or "")
+            if owner is not None and pending["tool_name"] not in _tool_names(owner):
+                raise AgentMismatchError(
+                    f"The state of {where} waits for approval of tool {pending['tool_name']!r} "
+                    f"on agent {owner.name!r}, which has no such tool now. Load it with the "
+                    "agent definition that saved it.",
+                    session_id=session_id,
+                )
 
     def _graph(self) -> dict[str, Agent[Any] | None]:
         if self._agents is None:
@@ -355,22 +420,39 @@ def _tool_names(agent: Agent[Any]) -> set[str]:
     return {str(getattr(tool, "name", "")) for tool in agent.tools}
 
 
-def _pending_approvals(serialized: dict[str, Any]) -> list[dict[str, Any]]:
+def _pending_approvals(serialized: dict[str, Any], strict: bool = False) -> list[dict[str, Any]]:
+    """The tool calls waiting for approval; with ``strict``, a malformed list raises
+    ``TypeError`` (a stored state may have been edited by anyone)."""
     step = serialized.get("current_step") or {}
-    if step.get("type") != "next_step_interruption":
+    if not isinstance(step, dict) or step.get("type") != "next_step_interruption":
         return []
+    data = step.get("data")
+    items = data.get("interruptions", []) if isinstance(data, dict) else None
     pending = []
-    for item in step.get("data", {}).get("interruptions", []):
-        raw = item.get("raw_item") or {}
+    for item in items if isinstance(items, list) else [None]:
+        raw = item.get("raw_item") if isinstance(item, dict) else None
+        agent = item.get("agent") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(raw or {}, dict):
+            if strict:
+                raise TypeError("malformed pending approvals")
+            continue
+        raw = raw or {}
         pending.append(
             {
                 "tool_name": item.get("tool_name") or raw.get("name"),
                 "call_id": raw.get("call_id") or raw.get("id"),
                 "arguments": raw.get("arguments"),
-                "agent": (item.get("agent") or {}).get("name"),
+                "agent": agent.get("name") if isinstance(agent, dict) else None,
             }
         )
     return pending
+
+
+def _utf8_size(text: str, limit: int) -> int:
+    """The UTF-8 size of ``text``, counted exactly only when it could matter against ``limit``."""
+    if len(text) * 4 <= limit:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def check_session_id(session_id: object) -> str:
@@ -380,6 +462,13 @@ def check_session_id(session_id: object) -> str:
             f"session_id must be a non-empty string, not {session_id!r}. Omit it to have one "
             "generated (store.session_id)."
         )
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"session_id {session_id!r} is not valid Unicode text (it holds a lone surrogate); "
+            "use a string that encodes as UTF-8."
+        ) from None
     if len(session_id) > _MAX_SESSION_ID or "\x00" in session_id:
         raise ConfigurationError(
             f"session_id must be at most {_MAX_SESSION_ID} characters without NUL bytes; got "

@@ -12,17 +12,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
-from .config import redact_url
+from .config import load_settings, redact_url
 from .errors import (
     ConfigurationError,
     IncompatibleStateError,
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
+    StateTooLargeError,
     UnsupportedSchemaError,
 )
+from .integrity import StateSigner
 from .interop import describe, detect_sdk, other_sdk, portable_form, translate
 from .state import check_session_id
 from .storage import StateBackend, StateRecord, StateStatus, StoredState
@@ -68,9 +71,14 @@ async def export_state(
         StateNotFoundError: no such run (see :func:`find_run`).
         UnsupportedSchemaError: the row's schema has no translator to ``to``.
         IncompatibleStateError: the run holds something the ``to`` SDK cannot express.
+        StateIntegrityError: ``TIMESTEP_STATE_KEY`` is set and the row fails its signature.
     """
     other_sdk(to)
     row = await find_run(backend, session_id, agent_name)
+    signer = _signer(backend)
+    if signer is not None:
+        # Otherwise export + import would launder an edited row into a freshly signed one.
+        signer.verify(row)
     state = _parse(row.state, f"The stored state of session {session_id!r}")
     if row.sdk != to:
         where = f"The run of agent {row.agent_name!r}, session {session_id!r} ({row.sdk} SDK): "
@@ -99,11 +107,23 @@ async def import_state(
     form for the other SDK. ``agent_name`` defaults to the agent whose run the state records
     (its first item's agent); pass it when the run was started by another agent. A completed run
     of the same session is replaced; a paused or running one only with ``overwrite=True``.
+    With ``TIMESTEP_STATE_KEY`` set the row is signed: importing says you trust the file.
 
     Raises:
         StateCorruptedError: ``document`` is not a RunState of either SDK.
         StateConflictError: the session holds a run that is not finished (use ``overwrite``).
+        StateTooLargeError: ``document`` is over the state size limit.
     """
+    limit = load_settings(backend.url).max_state_bytes
+    size = len(document.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise StateTooLargeError(
+            f"The file is {size:,} bytes, over the state size limit of {limit:,}. Raise "
+            "TIMESTEP_MAX_STATE_BYTES if that is expected.",
+            size=size,
+            limit=limit,
+            session_id=session_id,
+        )
     state = _parse(document, "The file")
     sdk = detect_sdk(state)
     summary = describe(state, sdk)
@@ -121,7 +141,7 @@ async def import_state(
         else StateStatus.RUNNING,
         sdk=sdk,
         schema_version=summary.schema_version,
-        state=json.dumps(state, ensure_ascii=False, separators=(",", ":")),
+        state=json.dumps(state, separators=(",", ":")),
         current_agent=summary.current_agent,
         interruptions=summary.interruptions,
         portable_state=portable.state,
@@ -129,6 +149,9 @@ async def import_state(
         portable_schema_version=portable.schema_version,
         portable_error=portable.error,
     )
+    signer = _signer(backend)
+    if signer is not None:
+        record = replace(record, signature=signer.sign(record))
     if overwrite:
         return await backend.save(record, expected_version=None, overwrite=True)
     try:
@@ -146,9 +169,15 @@ async def import_state(
         return await backend.save(record, expected_version=current.version)
 
 
+def _signer(backend: StateBackend) -> StateSigner | None:
+    return StateSigner.from_settings(load_settings(backend.url))
+
+
 def _parse(text: str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise StateCorruptedError(f"{what} is nested too deeply to be a RunState.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StateCorruptedError(f"{what} is not valid JSON ({error}).") from None
     if not isinstance(data, dict):

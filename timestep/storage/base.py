@@ -34,6 +34,9 @@ class StateRecord:
     ``portable_schema_version``), so a program in the other language resumes the run from this
     row; ``portable_error`` says why there is none when the state cannot be translated. A
     backend stores these four fields verbatim, written together with ``state``.
+
+    ``signature`` is the row's HMAC (:mod:`timestep.integrity`) when ``TIMESTEP_STATE_KEY``
+    is set; a backend stores it verbatim too.
     """
 
     agent_name: str
@@ -48,6 +51,7 @@ class StateRecord:
     portable_sdk: str | None = None
     portable_schema_version: str | None = None
     portable_error: str | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)

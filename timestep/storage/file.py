@@ -165,13 +165,17 @@ class JSONFileBackend:
                 status=StateStatus(meta["status"]),
                 sdk=str(meta["sdk"]),
                 schema_version=str(meta["schema_version"]),
-                state=json.dumps(state),
+                # The writers' own compact forms, so the text (and its signature) round-trips.
+                state=json.dumps(state, separators=(",", ":")),
                 current_agent=meta.get("current_agent"),
                 interruptions=list(meta.get("interruptions", [])),
-                portable_state=None if portable is None else json.dumps(portable),
+                portable_state=None
+                if portable is None
+                else json.dumps(portable, ensure_ascii=False, separators=(",", ":")),
                 portable_sdk=meta.get("portable_sdk"),
                 portable_schema_version=meta.get("portable_schema_version"),
                 portable_error=meta.get("portable_error"),
+                signature=meta.get("signature"),
                 id=str(meta["id"]),
                 version=int(meta["version"]),
                 created_at=datetime.fromisoformat(meta["created_at"]),

@@ -100,8 +100,14 @@ def _run_states_v2_columns() -> list[Column[Any]]:
     ]
 
 
+def _run_states_v3_columns() -> list[Column[Any]]:
+    # Version 3: the HMAC signature of the row (timestep.integrity), when TIMESTEP_STATE_KEY
+    # is set.
+    return [Column("signature", String(128))]
+
+
 run_states = _run_states_v1(metadata)
-for _column in _run_states_v2_columns():
+for _column in (*_run_states_v2_columns(), *_run_states_v3_columns()):
     run_states.append_column(_column)
 
 
@@ -110,7 +116,15 @@ def _create_run_states(conn: Connection) -> None:
 
 
 def _add_portable_state(conn: Connection) -> None:
-    for column in _run_states_v2_columns():
+    _add_run_state_columns(conn, _run_states_v2_columns())
+
+
+def _add_signature(conn: Connection) -> None:
+    _add_run_state_columns(conn, _run_states_v3_columns())
+
+
+def _add_run_state_columns(conn: Connection, columns: list[Column[Any]]) -> None:
+    for column in columns:
         column_type = column.type.compile(dialect=conn.dialect)
         conn.execute(
             text(f"ALTER TABLE timestep_run_states ADD COLUMN {column.name} {column_type}")
@@ -263,7 +277,7 @@ def _create_traces(conn: Connection) -> None:
 
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
-    "run_states": [_create_run_states, _add_portable_state],
+    "run_states": [_create_run_states, _add_portable_state, _add_signature],
     "sessions": [_create_sessions],
     "agents": [_create_agents],
     "traces": [_create_traces],

@@ -48,6 +48,7 @@ _COLUMNS = (
     "portable_sdk",
     "portable_schema_version",
     "portable_error",
+    "signature",
     "version",
     "created_at",
     "updated_at",
@@ -57,7 +58,7 @@ _KEY = "agent_name = ? AND session_id = ?"
 _RETURNING = "RETURNING id, version, created_at, updated_at"
 _WRITTEN = (
     "status, sdk, schema_version, state, current_agent, interruptions, "
-    "portable_state, portable_sdk, portable_schema_version, portable_error"
+    "portable_state, portable_sdk, portable_schema_version, portable_error, signature"
 )
 # Every column is a parameter except `version`, which a new row starts at 1.
 _INSERT = (
@@ -145,6 +146,7 @@ class SQLStateBackend:
             record.portable_sdk,
             record.portable_schema_version,
             record.portable_error,
+            record.signature,
         )
         key = (record.agent_name, record.session_id)
         create = (uuid.uuid4().hex, *key, *written, stamp, stamp)
@@ -402,6 +404,7 @@ def _stored(row: Sequence[Any]) -> StoredState:
         portable_sdk=values["portable_sdk"],
         portable_schema_version=values["portable_schema_version"],
         portable_error=values["portable_error"],
+        signature=values["signature"],
         id=values["id"],
         version=values["version"],
         created_at=_utc(values["created_at"]),

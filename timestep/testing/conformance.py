@@ -63,6 +63,7 @@ class StateBackendConformance:
             portable_state='{"$schemaVersion": "1.22", "uni": "日本 ✓"}',
             portable_sdk="js",
             portable_schema_version="1.22",
+            signature="v1:0123456789ab:" + "f" * 64,
         )
         stored = await backend.save(record, expected_version=None)
         loaded = await backend.load(record.agent_name, record.session_id)
@@ -78,6 +79,7 @@ class StateBackendConformance:
             "portable_sdk",
             "portable_schema_version",
             "portable_error",
+            "signature",
         ):
             assert getattr(loaded, field) == getattr(record, field), field
         assert loaded.portable_state is not None and record.portable_state is not None

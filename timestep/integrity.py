@@ -1,0 +1,133 @@
+"""Signed run states: an HMAC over each stored row, checked before a run is resumed.
+
+A paused run's state records which tool calls a human approved. Anyone who can write the row
+(a compromised service with database access, or an app that lets a client hand state back to
+it) could otherwise mark a call approved and have it executed on resume. With
+``TIMESTEP_STATE_KEY`` set, :class:`~timestep.RunStateStore` signs every row it writes and
+refuses, with :class:`~timestep.StateIntegrityError`, any row whose signature is missing or
+does not match.
+
+The signature is ``v1:<key id>:<hex HMAC-SHA256>``. The HMAC covers the row's agent name,
+session id, writer SDK, schema version, state and portable state, each encoded as
+``<UTF-8 byte length>:<bytes>`` (``~`` for a missing value) after the ``timestep-run-state-v1``
+label, so another program holding the key (a TypeScript service, say) can sign and verify the
+same rows. The key id is a short hash of the key, so rows signed before a key rotation are
+verified with the previous key (``TIMESTEP_STATE_PREVIOUS_KEYS``).
+
+Example::
+
+    signer = StateSigner("a-32-character-or-longer-secret-key")
+    signature = signer.sign(record)
+    signer.verify(dataclasses.replace(record, signature=signature))   # passes
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+from .config import Settings
+from .errors import StateIntegrityError
+from .storage import StateRecord
+
+__all__ = ["StateSigner", "signed_message"]
+
+_LABEL = b"timestep-run-state-v1"
+_VERSION = "v1"
+
+
+def signed_message(record: StateRecord) -> bytes:
+    """The bytes a row's signature covers (see the module docs for the encoding)."""
+    parts = [_LABEL]
+    for value in (
+        record.agent_name,
+        record.session_id,
+        record.sdk,
+        record.schema_version,
+        record.state,
+        record.portable_state,
+    ):
+        if value is None:
+            parts.append(b"~")
+        else:
+            data = value.encode("utf-8", "surrogatepass")
+            parts.append(b"%d:%s" % (len(data), data))
+    return b"\n".join(parts)
+
+
+def _key_id(key: bytes) -> str:
+    # Names the key in each signature without revealing anything useful about it.
+    return hashlib.sha256(b"timestep key id\n" + key).hexdigest()[:12]
+
+
+class StateSigner:
+    """Signs rows with ``key`` and verifies them with it or any of ``previous`` keys.
+
+    Keys are strings of at least 32 characters (see ``TIMESTEP_STATE_KEY``); the signer never
+    shows them in its repr or its errors.
+    """
+
+    def __init__(self, key: str | bytes, previous: Sequence[str | bytes] = ()) -> None:
+        self._key = key.encode() if isinstance(key, str) else key
+        self._key_id = _key_id(self._key)
+        self._keys = {self._key_id: self._key}
+        for old in previous:
+            old_bytes = old.encode() if isinstance(old, str) else old
+            self._keys.setdefault(_key_id(old_bytes), old_bytes)
+
+    def __repr__(self) -> str:
+        return f"StateSigner(key_id={self._key_id!r}, verify_keys={len(self._keys)})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StateSigner | None:
+        """The signer for ``TIMESTEP_STATE_KEY`` (``None`` when no key is set)."""
+        if settings.state_key is None:
+            return None
+        return cls(settings.state_key, settings.previous_state_keys)
+
+    def sign(self, record: StateRecord) -> str:
+        """The signature to store with ``record``."""
+        digest = hmac.new(self._key, signed_message(record), hashlib.sha256).hexdigest()
+        return f"{_VERSION}:{self._key_id}:{digest}"
+
+    def verify(self, record: StateRecord) -> None:
+        """Return if ``record.signature`` matches its content, else raise.
+
+        Raises:
+            StateIntegrityError: the row is unsigned, signed with an unknown key, or changed
+                since it was signed.
+        """
+        where = f"The stored state of agent {record.agent_name!r}, session {record.session_id!r}"
+        signature = record.signature
+        if not signature:
+            raise StateIntegrityError(
+                f"{where} is not signed, and TIMESTEP_STATE_KEY is set, so it is refused: it "
+                "was written before signing was enabled or by a program without the key. If "
+                "you trust its content, re-save it from trusted code (`timestep state export` "
+                "then `timestep state import --overwrite` with the key set); otherwise clear it.",
+                session_id=record.session_id,
+            )
+        version, _, rest = signature.partition(":")
+        key_id, _, digest = rest.partition(":")
+        key = self._keys.get(key_id)
+        if version != _VERSION or not digest:
+            problem = "has a malformed signature"
+        elif key is None:
+            raise StateIntegrityError(
+                f"{where} was signed with a key this process does not have (key id "
+                f"{key_id!r}). Set TIMESTEP_STATE_KEY to that key, or list it in "
+                "TIMESTEP_STATE_PREVIOUS_KEYS after a rotation.",
+                session_id=record.session_id,
+            )
+        else:
+            expected = hmac.new(key, signed_message(record), hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, digest):
+                return
+            problem = "does not match its signature"
+        raise StateIntegrityError(
+            f"{where} {problem}: it was changed outside Timestep (for example an approval "
+            "edited in the database), so it will not be resumed. Restore it from a trusted "
+            "copy, or clear it (store.clear()) and run the agent again.",
+            session_id=record.session_id,
+        )
