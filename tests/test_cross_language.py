@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from interop_assistant import (
     ASK_BERKELEY,
@@ -32,7 +33,7 @@ from interop_assistant import (
 )
 from js_steps import assistant_step, js_step, require_js_harness
 from subprocesses import run_python
-from timestep import RunStateStore, StateStatus, run_agent
+from timestep import RunStateStore, StateIntegrityError, StateStatus, run_agent
 from timestep.interop import translate
 from timestep.interop.fingerprints import js_fingerprint
 from timestep.storage import get_backend
@@ -384,3 +385,43 @@ async def test_cli_exports_a_python_run_for_typescript_and_imports_its_result(
     as_python = json.loads(timestep("state", "export", f"{session}-js", "--to", "python").stdout)
     assert as_python["$schemaVersion"] == "1.21"
     assert as_python["current_agent"] == {"name": "Weather"}
+
+
+async def test_with_a_signing_key_each_language_verifies_what_the_other_signed(
+    database: str, session: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TIMESTEP_STATE_KEY reaches the Node processes through the environment.
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", "s" * 40)
+    assistant, _ = personal_assistant({"Assistant": [HANDOFF], "Weather": [ASK_BERKELEY]}, [])
+    store = RunStateStore(agent=assistant, session_id=session, url=database)
+    await store.save(await run_agent(assistant, QUESTION))
+
+    js = assistant_step("resume", {"Weather": [SUNNY]}, "--url", database, "--session", session)
+    assert (js["status"], js["tool_calls"]) == ("completed", ["Berkeley"])
+    reader = _reader(database, session)
+    row = await reader.info()
+    assert row is not None and row.sdk == "js" and row.signature
+    await reader.load()  # Python verifies the JS writer's signature
+
+    # An edit to the JS row is caught in Python; one to a Python row is caught in Node.
+    async with get_backend(database).transaction() as conn:  # type: ignore[attr-defined]
+        await conn.execute(text("UPDATE timestep_run_states SET state = replace(state, 'S', 's')"))
+    with pytest.raises(StateIntegrityError):
+        await reader.load()
+
+    other = f"{session}-2"
+    assistant, _ = personal_assistant({"Assistant": [HANDOFF], "Weather": [ASK_BERKELEY]}, [])
+    paused = RunStateStore(agent=assistant, session_id=other, url=database)
+    await paused.save(await run_agent(assistant, QUESTION))
+    async with get_backend(database).transaction() as conn:  # type: ignore[attr-defined]
+        await conn.execute(
+            text(
+                "UPDATE timestep_run_states SET portable_state = "
+                "replace(portable_state, 'Berkeley', 'Oakland') WHERE session_id = :session"
+            ),
+            {"session": other},
+        )
+    refused = assistant_step(
+        "resume", {"Weather": [SUNNY]}, "--url", database, "--session", other, ok=False
+    )
+    assert refused["returncode"] == 3 and "StateIntegrityError" in refused["message"]
