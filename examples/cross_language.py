@@ -38,9 +38,8 @@ from agents import (
 )
 from agents.testing import ScriptedModel, function_call
 
-from timestep import RunStateStore, run_agent
+from timestep import RunStateStore, aclose, run_agent
 from timestep.state_transfer import import_state
-from timestep.storage import close_backends
 
 JS_DIR = Path(__file__).resolve().parent.parent / "tests" / "js"
 QUESTION = "What's the weather in Berkeley?"
@@ -173,6 +172,6 @@ if __name__ == "__main__":
         try:
             await main(args.url)
         finally:
-            await close_backends()
+            await aclose()
 
     asyncio.run(run())

@@ -34,9 +34,8 @@ from agents import (
 )
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from timestep import RunStateStore, run_agent
+from timestep import RunStateStore, aclose, run_agent
 from timestep.config import redact_url
-from timestep.storage import close_backends
 
 REAL_MODEL = "gpt-4.1-mini"
 QUESTION = "What's the weather in Berkeley?"
@@ -148,6 +147,6 @@ if __name__ == "__main__":
         try:
             await main(args.url)
         finally:
-            await close_backends()
+            await aclose()
 
     asyncio.run(run())

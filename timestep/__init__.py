@@ -57,7 +57,13 @@ from .hookspecs import hookimpl
 from .observability import flush_tracing
 from .registry import Registry, registry
 from .routing import MultiModelProvider, MultiModelProviderMap
-from .run import consume_result, default_model_provider, default_result_processor, run_agent
+from .run import (
+    aclose,
+    consume_result,
+    default_model_provider,
+    default_result_processor,
+    run_agent,
+)
 from .sessions import TimestepSession
 from .state import RunStateStore
 from .storage import StateBackend, StateStatus, StoredState
@@ -152,6 +158,7 @@ __all__ = [
     "WorkflowRunError",
     "WorkflowSettings",
     "__version__",
+    "aclose",
     "approve_workflow",
     "cancel_agent_workflow",
     "configure_dbos",

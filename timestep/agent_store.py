@@ -32,6 +32,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import AgentDefinitionError, UnknownAgentError
+from .observability.redaction import contains_secret, is_credential_name
 from .registry import Registry, registry
 from .storage import SQLStateBackend, get_backend
 from .storage.schema import agent_versions, agents
@@ -80,7 +81,8 @@ async def save_agent(agent: Agent[Any], *, url: str | None = None) -> StoredAgen
 
     Raises:
         AgentDefinitionError: a field cannot be stored by name (callable instructions, a
-            ``Model`` object instead of a model name, hooks, handoff callbacks).
+            ``Model`` object instead of a model name, hooks, handoff callbacks), or the model
+            settings hold a credential (an ``Authorization`` header, an ``api_key``, ...).
     """
     graph = _walk(agent)
     definitions = {name: _define(member, registry) for name, member in graph.items()}
@@ -207,6 +209,19 @@ def _define(agent: Agent[Any], names: Registry) -> dict[str, Any]:
     output_type = agent.output_type
     if output_type is not None and not isinstance(output_type, type):
         raise refuse("output_type", "is a schema object; use a class registered by name")
+    model_settings = {k: v for k, v in agent.model_settings.to_json_dict().items() if v is not None}
+    credential = _credential_in(model_settings, "model_settings")
+    if credential is not None:
+        # Anyone who can read the database can read a definition, so a key never goes in it.
+        setting = credential.removeprefix("model_settings.").partition("[")[0]
+        raise refuse(
+            credential,
+            "holds a credential, and stored definitions are readable by anyone with access "
+            "to the database. Save the agent without it and add it back after load_agent() "
+            "(agent.model_settings = agent.model_settings.resolve(ModelSettings("
+            f"{setting}={{...}}))), or give the key to the model provider instead "
+            "(OPENAI_API_KEY, a provider's api_key=)",
+        )
     return {
         "format": FORMAT,
         "name": agent.name,
@@ -214,9 +229,7 @@ def _define(agent: Agent[Any], names: Registry) -> dict[str, Any]:
         "handoff_description": agent.handoff_description,
         "prompt": agent.prompt,
         "model": agent.model,
-        "model_settings": {
-            k: v for k, v in agent.model_settings.to_json_dict().items() if v is not None
-        },
+        "model_settings": model_settings,
         "output_type": None if output_type is None else named("output_type", output_type),
         "tools": [named("tool", tool) for tool in agent.tools],
         "input_guardrails": [named("guardrail", g) for g in agent.input_guardrails],
@@ -227,6 +240,28 @@ def _define(agent: Agent[Any], names: Registry) -> dict[str, Any]:
         "tool_use_behavior": behaviour,
         "reset_tool_choice": agent.reset_tool_choice,
     }
+
+
+def _credential_in(value: Any, path: str, *, depth: int = 0) -> str | None:
+    """Where in ``value`` (JSON-like) a credential sits, e.g.
+    ``"model_settings.extra_headers['Authorization']"``; ``None`` when nowhere."""
+    if isinstance(value, str):
+        return path if contains_secret(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if depth == 0 else f"{path}[{key!r}]"
+            empty = item is None or item == "" or isinstance(item, bool)
+            if not empty and is_credential_name(str(key)):
+                return where
+            found = _credential_in(item, where, depth=depth + 1)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _credential_in(item, f"{path}[{index}]", depth=depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _define_handoff(owner: str, item: Agent[Any] | Handoff[Any, Any]) -> dict[str, Any]:

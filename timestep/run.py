@@ -21,9 +21,12 @@ from .errors import InterruptionException
 from .observability.install import configure_tracing
 from .observability.observer import RunObserver
 from .routing import MultiModelProvider
+from .storage import close_backends
 
 __all__ = [
     "ResultProcessor",
+    "aclose",
+    "close_default_model_provider",
     "consume_result",
     "default_model_provider",
     "default_result_processor",
@@ -48,6 +51,75 @@ def default_model_provider() -> MultiModelProvider:
         if _provider is None:
             _provider = MultiModelProvider()
         return _provider
+
+
+async def close_default_model_provider() -> None:
+    """Close what the shared provider's models opened on this event loop, and forget it.
+
+    Plugin providers keep an HTTP client per event loop (``OllamaModelProvider``), and the SDK's
+    OpenAI models share one process-wide HTTP client whose pooled connections belong to the
+    loop that opened them. Call this when no run is in flight, before the loop ends, next to
+    :func:`timestep.storage.close_backends`, so those connections close instead of being left
+    to the garbage collector. The next run builds a fresh provider. Only providers already
+    built are closed: none is built just to be closed.
+
+    Example::
+
+        try:
+            await run_agent(agent, "hi")
+        finally:
+            await close_default_model_provider()
+            await close_backends()
+    """
+    global _provider
+    with _provider_lock:
+        provider, _provider = _provider, None
+    if provider is None:
+        return
+    built: list[Any] = [provider.openai_provider]
+    provider_map = provider.provider_map
+    if provider_map is not None:
+        # The built ones only: the map's get_mapping() would build every plugin's provider,
+        # and a plugin whose factory fails would make shutting down fail.
+        built.extend(provider_map._mapping.values())
+    for model_provider in {id(p): p for p in built}.values():
+        await model_provider.aclose()
+    await _release_shared_openai_connections()
+
+
+async def aclose() -> None:
+    """Close every connection Timestep opened on this event loop: model HTTP clients and
+    database pools. Call it once, when no run is in flight, before the loop ends.
+
+    Anything used afterwards reconnects, so it is also safe in a web app's shutdown hook.
+
+    Example::
+
+        async def main() -> None:
+            try:
+                await run_agent(agent, "hi")
+            finally:
+                await timestep.aclose()
+    """
+    await close_default_model_provider()
+    await close_backends()
+
+
+async def _release_shared_openai_connections() -> None:
+    # The SDK never closes its shared client (other providers may use it), and provides no way
+    # to drop its connections. Closing the client's transports empties their pools and leaves
+    # them usable: a later request, on any loop, opens a fresh connection.
+    from agents.models import openai_provider
+
+    client = getattr(openai_provider, "_http_client", None)
+    if client is None:
+        return
+    transports = [getattr(client, "_transport", None)]
+    transports.extend((getattr(client, "_mounts", None) or {}).values())
+    for transport in transports:
+        close = getattr(transport, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _reset_default_model_provider() -> None:

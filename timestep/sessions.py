@@ -24,7 +24,7 @@ from agents.memory import SessionSettings
 from agents.memory.session_settings import resolve_session_limit
 from sqlalchemy import delete, func, insert, select
 
-from .config import load_settings
+from .config import load_settings, redact_url
 from .errors import ConfigurationError
 from .state import check_session_id
 from .storage import SQLStateBackend, backend_factory, get_backend
@@ -58,8 +58,8 @@ class TimestepSession:
         self.url = load_settings(url).db_url
         if backend_factory(self.url) is not SQLStateBackend:
             raise ConfigurationError(
-                f"TimestepSession stores history in PostgreSQL or SQLite; {self.url!r} is served "
-                "by a plugin backend. Use a postgresql:// or sqlite:/// URL for sessions."
+                f"TimestepSession stores history in PostgreSQL or SQLite; {redact_url(self.url)!r} "
+                "is served by a plugin backend. Use a postgresql:// or sqlite:/// URL for sessions."
             )
         self.session_settings = session_settings
 

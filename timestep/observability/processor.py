@@ -31,7 +31,7 @@ from sqlalchemy import Table, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..config import TracePayloads
+from ..config import TracePayloads, redact_url
 from ..storage.schema import model_usage, spans, traces
 from ..storage.sql import SQLStateBackend
 from .prices import ModelPrice
@@ -116,8 +116,6 @@ class TimestepTraceProcessor(TracingProcessor):
         self._frames: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
-        from ..config import redact_url
-
         return f"TimestepTraceProcessor({redact_url(self.url)!r}, payloads={self.payloads!r})"
 
     # The SDK's callbacks: the hot path. Append and return.
@@ -221,7 +219,7 @@ class TimestepTraceProcessor(TracingProcessor):
                     "Timestep tracing dropped %d event(s): the database at %s is not keeping up "
                     "(queue full). Check that it is reachable.",
                     self.dropped,
-                    self.url,
+                    redact_url(self.url),  # a log line never shows the database password
                 )
             return
         self._queue.append(event)
@@ -306,7 +304,8 @@ class TimestepTraceProcessor(TracingProcessor):
         except Exception as error:
             # Tracing must never break a run: report, drop this batch, carry on.
             self.failed_batches += 1
-            self.last_error = f"{type(error).__name__}: {error}"
+            # Driver errors quote URLs and statement parameters: scrubbed like stored text.
+            self.last_error = Redactor().scrub(f"{type(error).__name__}: {error}")
             if self.failed_batches % _WARN_EVERY == 1:
                 logger.warning(
                     "Timestep tracing could not write %d event(s) to %s: %s",

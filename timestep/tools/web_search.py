@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeAlias
 from agents import FunctionTool, RunContextWrapper, function_tool
 
 from ..errors import ConfigurationError, SearchBackendError, TimestepError
+from ..observability.redaction import Redactor
 from .search import SearchBackend, SearchResult, domain_allowed, normalize_domain, url_host
 from .search_backends import (
     NOT_CONFIGURED_MESSAGE,
@@ -161,13 +162,16 @@ async def _search(
     try:
         raw = await search_backend.search(query, limit=limit, allowed_domains=domains)
     except ConfigurationError as error:
-        logger.warning("web_search backend %r is not configured: %s", name, error)
-        return f"web search is not configured: {_clip(str(error), _ERROR_CHARS)}"
+        detail = _scrubbed(error)
+        logger.warning("web_search backend %r is not configured: %s", name, detail)
+        return f"web search is not configured: {_clip(detail, _ERROR_CHARS)}"
     except SearchBackendError as error:
-        logger.warning("web_search backend %r failed: %s", name, error)
-        return f"web search failed ({name}): {_clip(str(error), _ERROR_CHARS)}"
+        detail = _scrubbed(error)
+        logger.warning("web_search backend %r failed: %s", name, detail)
+        return f"web search failed ({name}): {_clip(detail, _ERROR_CHARS)}"
     except Exception as error:
-        logger.warning("web_search backend %r failed: %s: %s", name, type(error).__name__, error)
+        detail = _scrubbed(error)
+        logger.warning("web_search backend %r failed: %s: %s", name, type(error).__name__, detail)
         return f"web search failed ({name}): {type(error).__name__}. Try again later."
     results = _keep(raw, domains, limit, name)
     if not results:
@@ -235,6 +239,12 @@ def _keep(
         if len(kept) == limit:
             break
     return kept
+
+
+def _scrubbed(error: Exception) -> str:
+    # A backend's error may quote the URL it called, key included (``?api_key=...``), and this
+    # text goes to the log and, as the tool's output, into sessions, run states and traces.
+    return Redactor().scrub(str(error))
 
 
 def _clip(text: str, limit: int) -> str:

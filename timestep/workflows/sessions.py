@@ -10,6 +10,9 @@ runs it.
 - ``timestep.TimestepSession`` (history on the Timestep database) and ``agents.SQLiteSession``
   on a file work out of the box (their URL, path, table names and settings are kept). An
   in-memory ``SQLiteSession`` is refused: its history would vanish with the process.
+- A ``TimestepSession``'s URL is kept without its password, because DBOS stores the spec in
+  the database. The process running the workflow puts it back from its own workflow engine or
+  configuration (the same database), else the driver finds it (``PGPASSWORD``, ``~/.pgpass``).
 - Any other ``Session`` type needs a factory, registered in every worker::
 
       register_session_factory(RedisSession, lambda session_id: RedisSession(session_id, url=...))
@@ -29,8 +32,12 @@ from typing import Any, TypedDict
 
 from agents import SQLiteSession
 from agents.memory import Session
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+from ..config import load_settings
 from ..errors import SessionNotDurableError
+from .config import dbos_settings
 
 __all__ = [
     "SessionFactory",
@@ -116,7 +123,8 @@ def session_spec(session: Session | None) -> SessionSpec | None:
             type=_type_name(timestep_session),
             session_id=session_id,
             options={
-                "url": session.url,  # type: ignore[attr-defined]
+                # DBOS stores the spec in the workflow's inputs: never the database password.
+                "url": _without_password(session.url),  # type: ignore[attr-defined]
                 "session_settings": session.session_settings,
             },
         )
@@ -143,7 +151,8 @@ def open_session(spec: SessionSpec, *, workflow_id: str | None = None) -> Sessio
         return SQLiteSession(spec["session_id"], **spec["options"])
     timestep_session = _timestep_session_type()
     if timestep_session is not None and spec["type"] == _type_name(timestep_session):
-        session: Session = timestep_session(spec["session_id"], **spec["options"])
+        options = {**spec["options"], "url": _with_password(spec["options"].get("url"))}
+        session: Session = timestep_session(spec["session_id"], **options)
         return session
     with _lock:
         factory = _factories.get(spec["type"])
@@ -176,6 +185,41 @@ def _timestep_session_type() -> type[Any] | None:
     except ImportError:
         return None
     return TimestepSession
+
+
+def _without_password(url: str) -> str:
+    """``url`` without its password (the URL itself when it has none)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.password is None:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+def _with_password(url: str | None) -> str | None:
+    """The URL this process knows for the database ``url`` names, password included.
+
+    A spec keeps no password, so the process running the workflow supplies it: its workflow
+    engine's URL, else its configured one (``TIMESTEP_DB_URL`` ...), when either is the same
+    database. Otherwise ``url`` as stored, and the driver's own sources apply (``PGPASSWORD``,
+    ``~/.pgpass``).
+    """
+    if url is None or "@" not in url:
+        return url  # no user, so no password was left out
+    engine = dbos_settings()
+    if engine is not None and _same_without_password(engine.url, url):
+        return engine.url
+    try:
+        configured = load_settings().db_url
+    except Exception:
+        return url  # no usable configuration here: the stored URL is all there is
+    return configured if _same_without_password(configured, url) else url
+
+
+def _same_without_password(candidate: str, stored: str) -> bool:
+    return candidate != stored and _without_password(candidate) == stored
 
 
 def _type_name(klass: type[Any]) -> str:
