@@ -79,7 +79,12 @@ class StorageError(TimestepError):
 
 
 class StorageUnavailableError(StorageError):
-    """The database could not be reached; nothing was written."""
+    """The database could not be reached.
+
+    The message says whether anything may have been written: usually "nothing was written";
+    for a save whose connection died mid-statement, "may or may not have been written" (load
+    the state to see which).
+    """
 
 
 class StateError(TimestepError):

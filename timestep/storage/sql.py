@@ -5,14 +5,22 @@ SQL statement, atomic on its own, so it runs in autocommit on the driver's own c
 one round trip (PostgreSQL, with asyncpg's cached prepared statements) or one worker-thread hop
 (SQLite) per call. Going through SQLAlchemy's statement layer cost 2-3x the bare driver time
 (bench/state_store.py); the statements here are fixed strings built once.
+
+When the database goes away (a restart, a failover, a dropped connection) no call hangs and
+none fails with anything but :class:`~timestep.StorageUnavailableError`: a pooled connection
+the server closed is discarded before use, connecting gives up after
+:data:`CONNECT_TIMEOUT_SECONDS`, a read retries once on a fresh connection, and a write whose
+connection died mid-statement is reconciled against the row (see ``SQLStateBackend._write``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import re
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,17 +29,33 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    SAWarning,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from ..config import normalize_db_url, redact_url
-from ..errors import ConfigurationError, StateConflictError, StorageError, StorageUnavailableError
+from ..errors import (
+    ConfigurationError,
+    StateConflictError,
+    StorageError,
+    StorageUnavailableError,
+    TimestepError,
+)
 from ..hookspecs import hookimpl
 from .base import StateRecord, StateStatus, StoredState
 from .schema import apply_migrations, run_states
 
-__all__ = ["SQLStateBackend", "register_state_backends"]
+__all__ = ["CONNECT_TIMEOUT_SECONDS", "SQLStateBackend", "register_state_backends"]
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+"""How long opening a PostgreSQL connection may take before the database counts as unreachable
+(asyncpg's own default is 60 s: a dead host would stall every call for a minute)."""
 
 _TABLE = run_states.name
 _COLUMNS = (
@@ -149,22 +173,26 @@ class SQLStateBackend:
             record.signature,
         )
         key = (record.agent_name, record.session_id)
-        create = (uuid.uuid4().hex, *key, *written, stamp, stamp)
+        new_id = uuid.uuid4().hex
+        create = (new_id, *key, *written, stamp, stamp)
+        write = _Write(record, now, new_id)
         if overwrite:
             replace = (*written, stamp, *key)
-            rows = await self._run(self._sql.replace, replace, retry=False)
+            rows = await self._write(self._sql.replace, replace, write, _Expect.ANY)
             if not rows:
-                rows = await self._run(self._sql.create, create, retry=False)
+                rows = await self._write(self._sql.create, create, write, _Expect.ANY)
             if not rows:  # another writer created the row in between: replace theirs
-                rows = await self._run(self._sql.replace, replace, retry=False)
+                rows = await self._write(self._sql.replace, replace, write, _Expect.ANY)
         elif expected_version is None:
-            rows = await self._run(self._sql.create, create, retry=False)
+            rows = await self._write(self._sql.create, create, write, _Expect.ABSENT)
         else:
             params = (*written, stamp, *key, expected_version)
-            rows = await self._run(self._sql.update, params, retry=False)
+            rows = await self._write(self._sql.update, params, write, expected_version)
         if not rows:
-            found = await self._run(self._sql.version, key, retry=False)
-            raise _conflict(record, expected_version, found[0][0] if found else None)
+            found = await self._run(self._sql.version, key)
+            raise _conflict(
+                record, expected_version, found[0][0] if found else None, write.uncertain
+            )
         state_id, version, created_at, updated_at = rows[0]
         return StoredState(
             **record.__dict__,
@@ -183,7 +211,13 @@ class SQLStateBackend:
         return _stored(rows[0]) if rows else None
 
     async def delete(self, agent_name: str, session_id: str) -> bool:
-        return bool(await self._run(self._sql.delete, (agent_name, session_id), retry=False))
+        try:
+            rows = await self._run(self._sql.delete, (agent_name, session_id), retry=False)
+        except _ConnectionLost as lost:
+            # Unlike a save, a delete leaves nothing to recognise it by: say so.
+            error = self._unavailable(lost.error, outcome="the state may or may not be deleted")
+            raise error from lost.error
+        return bool(rows)
 
     async def list(
         self,
@@ -213,9 +247,10 @@ class SQLStateBackend:
     async def _run(self, sql: str, params: Sequence[Any], *, retry: bool = True) -> Sequence[Any]:
         """Execute one statement in autocommit and return its rows.
 
-        A pooled connection the server has dropped (a restart, an idle timeout) is discarded;
-        reads then try once more on a fresh connection. Writes do not, since the first attempt
-        may have committed.
+        Pooled connections the server closed while idle never get here (see
+        :func:`_discard_closed`). When the connection dies during the statement it is
+        discarded; a read then tries once more on a fresh connection, and a write
+        (``retry=False``) raises :class:`_ConnectionLost`, since it may have committed.
         """
         await self._ensure_migrated()
         for attempt in (1, 2):
@@ -226,12 +261,63 @@ class SQLStateBackend:
                         return list(await raw.fetch(sql, *params))
                     return list(await raw.execute_fetchall(sql, params))
                 except Exception as error:
+                    # A connection the server closed under us can fail with any driver error
+                    # (asyncpg: "another operation is in progress" after an unsolicited
+                    # shutdown notice), so ask the connection too, as SQLAlchemy does.
+                    lost: BaseException = error
                     if not _is_connection_error(error):
-                        raise
+                        if not (self._postgres and raw.is_closed()):
+                            raise
+                        lost = ConnectionAbortedError("the server closed the connection")
                     await conn.invalidate()
-                    if not retry or attempt == 2:
-                        raise self._unavailable(error) from error
+                    if not retry:
+                        raise _ConnectionLost(lost) from error
+                    if attempt == 2:
+                        raise self._unavailable(lost) from error
         raise AssertionError("unreachable")
+
+    async def _write(
+        self, sql: str, params: Sequence[Any], write: _Write, expect: int | _Expect
+    ) -> Sequence[Any]:
+        """Run one save statement; if its connection dies mid-statement, find out what it did.
+
+        The statement may or may not have committed before the connection went. On a fresh
+        connection the row is read back:
+
+        - it holds exactly this save (every written column and this call's ``updated_at``, and
+          for a create this call's new row id): the save landed, and its outcome is returned;
+        - it is still in the state the statement required (``expect``: no row for a create,
+          the expected version for an update): the save did not land, and the statement runs
+          once more. It is the same conditional statement, so it can apply at most once
+          overall (both attempts require that same state, and applying it changes it);
+        - anything else: another writer got there first, or this save landed and was already
+          superseded; no rows are returned so the caller raises the conflict (``uncertain``).
+
+        An unconditional overwrite (``_Expect.ANY``) is not re-run when the row is not this
+        save: it might have landed and been replaced since, and running it again would undo
+        that later save. Whenever the outcome stays unknown (the database is still away), the
+        error says so instead of "nothing was written".
+        """
+        try:
+            return await self._run(sql, params, retry=False)
+        except _ConnectionLost as lost:
+            first = lost.error
+        record = write.record
+        try:
+            current = await self.load(record.agent_name, record.session_id)
+        except StorageUnavailableError as error:
+            raise self._unavailable(first, outcome=_UNKNOWN_SAVE) from error
+        if current is not None and write.landed(current, expect):
+            return [(current.id, _landed_version(current, expect), current.created_at, write.now)]
+        if expect is _Expect.ANY or not _still(current, expect):
+            write.uncertain = True
+            if expect is _Expect.ANY:
+                raise self._unavailable(first, outcome=_UNKNOWN_SAVE)
+            return []
+        try:
+            return await self._run(sql, params, retry=False)
+        except _ConnectionLost as lost:
+            raise self._unavailable(lost.error, outcome=_UNKNOWN_SAVE) from lost.error
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -251,13 +337,21 @@ class SQLStateBackend:
 
     @asynccontextmanager
     async def _connect(self, **options: Any) -> AsyncIterator[AsyncConnection]:
-        conn = self._get_engine().connect()
         # Any failure to get a connection means the database is unreachable for us (down,
         # wrong host, missing database, refused credentials), whatever the driver calls it.
         try:
+            conn = self._get_engine().connect()
             await conn.start()
+        except TimestepError:
+            raise
         except (DBAPIError, OSError, TimeoutError) as error:
             raise self._unavailable(error) from error
+        except (TypeError, ValueError, OverflowError) as error:
+            # The driver's own check of the URL's query options (?timeout=abc, ?foo=bar).
+            raise ConfigurationError(
+                f"The database URL {redact_url(self.url)!r} has options its driver does not "
+                f"accept ({type(error).__name__}: {error}). Fix or remove the part after '?'."
+            ) from None
         try:
             if options:
                 await conn.execution_options(**options)
@@ -289,9 +383,17 @@ class SQLStateBackend:
         # autocommits), so there is nothing to reset on return.
         common: dict[str, Any] = {"pool_reset_on_return": None}
         if self._postgres:
-            return create_async_engine(
-                self.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10, **common
+            engine = create_async_engine(
+                self.url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=5,
+                max_overflow=10,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+                **common,
             )
+            # Not pool_pre_ping: that costs a round trip per call, this an attribute read.
+            event.listen(engine.sync_engine, "checkout", _discard_closed)
+            return engine
         in_memory = self._sqlite_path in (None, "", ":memory:")
         if not in_memory:
             try:
@@ -301,13 +403,23 @@ class SQLStateBackend:
                     f"Cannot create the folder for SQLite database {self._sqlite_path}: {error}. "
                     "Set TIMESTEP_HOME or TIMESTEP_DB_URL to a writable location."
                 ) from None
-        engine = create_async_engine(
-            self.url,
-            # An in-memory database lives in one connection; share it.
-            **({"poolclass": StaticPool} if in_memory else {}),
-            connect_args={"timeout": 30},
-            **common,
-        )
+        with warnings.catch_warnings():
+            # SQLAlchemy only warns that SQLite ignores a query option: it is a mistake all
+            # the same (sslmode= on the wrong URL, a typo), so say so.
+            warnings.simplefilter("error", SAWarning)
+            try:
+                engine = create_async_engine(
+                    self.url,
+                    # An in-memory database lives in one connection; share it.
+                    **({"poolclass": StaticPool} if in_memory else {}),
+                    connect_args={"timeout": 30},
+                    **common,
+                )
+            except SAWarning as warning:
+                raise ConfigurationError(
+                    f"The SQLite URL {redact_url(self.url)!r} has options SQLite does not take "
+                    f"({str(warning).split(';')[0]}). Remove them from the part after '?'."
+                ) from None
         _configure_sqlite(engine)
         return engine
 
@@ -321,7 +433,7 @@ class SQLStateBackend:
         """Translate driver failures into Timestep errors that say what to do."""
         try:
             yield
-        except (StateConflictError, StorageError):
+        except (StateConflictError, StorageError, _ConnectionLost):
             raise
         except (OSError, TimeoutError) as error:
             raise self._unavailable(error) from error
@@ -330,10 +442,14 @@ class SQLStateBackend:
                 raise self._unavailable(error) from error
             raise self._rejected(error.orig or error) from error
         except SQLAlchemyError as error:
+            if _is_connection_error(error):
+                raise self._unavailable(error) from error
             raise StorageError(f"Storage failed on {redact_url(self.url)}: {error}") from error
         except Exception as error:
             # A driver error from a run-state statement (asyncpg / sqlite3 classes).
             if type(error).__module__.split(".")[0] in {"asyncpg", "sqlite3", "aiosqlite"}:
+                if _is_connection_error(error):
+                    raise self._unavailable(error) from error
                 raise self._rejected(error) from error
             raise
 
@@ -344,12 +460,17 @@ class SQLStateBackend:
             "database."
         )
 
-    def _unavailable(self, error: BaseException) -> StorageUnavailableError:
-        detail = getattr(error, "orig", None) or error
+    def _unavailable(
+        self, error: BaseException, *, outcome: str = "nothing was written"
+    ) -> StorageUnavailableError:
+        detail = _driver_error(error)
+        text = str(detail)
+        if not text and isinstance(detail, TimeoutError):
+            text = f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
         return StorageUnavailableError(
             f"Cannot reach the database at {redact_url(self.url)}: "
-            f"{type(detail).__name__}: {detail}. Check that it is running and that the URL "
-            "(argument, TIMESTEP_DB_URL or PG_CONNECTION_URI) is right; nothing was written."
+            f"{type(detail).__name__}: {text}. Check that it is running and that the URL "
+            f"(argument, TIMESTEP_DB_URL or PG_CONNECTION_URI) is right; {outcome}."
         )
 
 
@@ -371,22 +492,113 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("timestep_begin", "BEGIN"))
 
 
+_UNKNOWN_SAVE = (
+    "the connection was lost mid-save, so this save may or may not have been written: load "
+    "the state to see which"
+)
+
+
+class _ConnectionLost(Exception):
+    """A write's connection died mid-statement: it may or may not have committed."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Expect(enum.Enum):
+    """What a save statement requires of the row, besides an expected version."""
+
+    ABSENT = "absent"  # a create: no row yet
+    ANY = "any"  # an overwrite: whatever is there
+
+
+class _Write:
+    """One save call, as its statements leave it in the row (to recognise it after a loss)."""
+
+    def __init__(self, record: StateRecord, now: datetime, new_id: str) -> None:
+        self.record = record
+        self.now = now
+        self.new_id = new_id
+        # Set when a lost connection leaves it unknown whether this save was written.
+        self.uncertain = False
+
+    def landed(self, row: StoredState, expect: int | _Expect) -> bool:
+        """Whether ``row`` is this save, as written by the statement run with ``expect``."""
+        if expect is _Expect.ABSENT:
+            # A new row's id is this call's uuid: only this call can have created it.
+            return row.id == self.new_id
+        if isinstance(expect, int) and row.version != expect + 1:
+            return False
+        # Every column the statement wrote, and this call's microsecond timestamp.
+        written = self.record
+        return (
+            row.updated_at == self.now
+            and row.status == StateStatus(written.status)
+            and (row.sdk, row.schema_version, row.state, row.current_agent)
+            == (written.sdk, written.schema_version, written.state, written.current_agent)
+            and row.interruptions == json.loads(json.dumps(written.interruptions))
+            and (row.portable_state, row.portable_sdk, row.portable_schema_version)
+            == (written.portable_state, written.portable_sdk, written.portable_schema_version)
+            and (row.portable_error, row.signature) == (written.portable_error, written.signature)
+        )
+
+
+def _still(row: StoredState | None, expect: int | _Expect) -> bool:
+    """Whether the row is still as the statement required it (so it did not apply)."""
+    if expect is _Expect.ABSENT:
+        return row is None
+    return row is not None and row.version == expect
+
+
+def _landed_version(row: StoredState, expect: int | _Expect) -> int:
+    # A create lands at version 1 even if another writer has since built on it.
+    return 1 if expect is _Expect.ABSENT else row.version
+
+
+def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout hook: hand out no connection the server has already closed.
+
+    After a restart every idle pooled connection is dead; asyncpg notices the server's
+    goodbye while idle, so ``is_closed()`` (an attribute read, no round trip) tells. Raising
+    DisconnectionError makes SQLAlchemy discard it and open a fresh one for this checkout.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+# SQLSTATEs of a connection that failed or that the server is closing: class 08 (connection
+# exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now
+# ("the database system is starting up / shutting down").
+_GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
 def _is_connection_error(error: BaseException) -> bool:
-    """Whether a statement failed because the connection went away mid-use."""
-    cause: BaseException | None = getattr(error, "orig", None) or error
+    """Whether a statement failed because the connection is gone or the server is away."""
+    cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, OSError | TimeoutError):
+        if isinstance(cause, OSError | TimeoutError | DisconnectionError):
             return True
-        # asyncpg's classes for a server that closed or is shutting down the connection
-        if type(cause).__name__ in {
-            "ConnectionDoesNotExistError",
-            "ConnectionFailureError",
-            "CannotConnectNowError",
-            "AdminShutdownError",
-        }:
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
             return True
-        cause = cause.__cause__
+        if str(getattr(cause, "sqlstate", None) or "").startswith(_GONE_SQLSTATES):
+            return True
+        # asyncpg refusing a call on a connection it already knows is closed
+        if type(cause).__name__ == "InterfaceError" and "connection is closed" in str(cause):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
     return False
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception under SQLAlchemy's wrappers, for a message naming it."""
+    while True:
+        inner = getattr(error, "orig", None)
+        if inner is None and type(error).__module__.startswith("sqlalchemy"):
+            inner = error.__cause__
+        if inner is None or inner is error:
+            return error
+        error = inner
 
 
 def _stored(row: Sequence[Any]) -> StoredState:
@@ -418,8 +630,17 @@ def _utc(value: datetime | str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _conflict(record: StateRecord, expected: int | None, actual: int | None) -> StateConflictError:
-    if expected is None:
+def _conflict(
+    record: StateRecord, expected: int | None, actual: int | None, uncertain: bool = False
+) -> StateConflictError:
+    if uncertain:
+        message = (
+            f"The connection was lost while saving agent {record.agent_name!r}, session "
+            f"{record.session_id!r}, and the row has since changed (now version {actual}, this "
+            f"store expected {expected}): another writer saved first, or this save landed and "
+            "was already built on. Load the state and apply your change to it if it is missing."
+        )
+    elif expected is None:
         message = (
             f"A state for agent {record.agent_name!r}, session {record.session_id!r} already "
             f"exists (version {actual}). Load it first so this save builds on it, or pass "

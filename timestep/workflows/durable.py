@@ -32,10 +32,12 @@ handoff callbacks (keep them idempotent, like any workflow code).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import inspect
 import pickle
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypedDict, TypeVar
@@ -60,7 +62,7 @@ from agents.tool_context import ToolContext
 from dbos import DBOS, SetWorkflowID, StepOptions, StepReservation
 
 from ..config import load_settings
-from ..errors import WorkflowConfigurationError, WorkflowRunError
+from ..errors import StorageUnavailableError, WorkflowConfigurationError, WorkflowRunError
 from ..run import default_model_provider
 from ..state import RunStateStore
 from ..storage import StateStatus, get_backend
@@ -86,6 +88,9 @@ WORKFLOW_NAME = "timestep.agent_run"
 """The DBOS name of the durable run workflow (stable across refactors: recovery finds it by it)."""
 
 R = TypeVar("R")
+
+STORAGE_PATIENCE_SECONDS = 300.0
+"""How long a run's state or session step waits for an unreachable database before failing."""
 
 
 class RunRequest(TypedDict):
@@ -265,7 +270,7 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
     history: list[Any] = []
     if spec is not None:
         history = await DBOS.run_step_async(
-            {"name": "timestep.session.load"}, _load_history, spec, workflow_id
+            {"name": "timestep.session.load"}, _through_outages, _load_history, spec, workflow_id
         )
     options: dict[str, Any] = {"run_config": run_config, "context": request["context"]}
     if request["max_turns"] is not None:
@@ -292,7 +297,12 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
     new_items = result.to_input_list()[len(history) :]
     if spec is not None:
         await DBOS.run_step_async(
-            {"name": "timestep.session.save"}, _append_items, spec, new_items, workflow_id
+            {"name": "timestep.session.save"},
+            _through_outages,
+            _append_items,
+            spec,
+            new_items,
+            workflow_id,
         )
     if approvals:
         # Mark the paused run's row finished. A run that never paused has no row to finish:
@@ -526,8 +536,31 @@ async def _save_state(
         stored = await store.save(state, status=status, overwrite=True)
         return stored.version
 
-    version: int = await DBOS.run_step_async({"name": f"timestep.state.{status.value}"}, save)
+    step: StepOptions = {"name": f"timestep.state.{status.value}"}
+    version: int = await DBOS.run_step_async(step, _through_outages, save)
     return version
+
+
+async def _through_outages(call: Callable[..., Awaitable[R]], *args: Any) -> R:
+    """Run a state or session step's body, waiting while the database is unreachable.
+
+    DBOS waits out an outage of its own tables (it retries their statements until they work),
+    and a run's state and session usually live in that same database: without this, a restart
+    that caught one of these steps mid-call would fail the whole run while every other step
+    simply waited. The bodies are safe to run again, as after a crash mid-step: the history
+    read is a read, the state save overwrites the run's own row, and the session append can
+    only repeat if the connection died during its commit.
+    """
+    deadline = time.monotonic() + STORAGE_PATIENCE_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return await call(*args)
+        except StorageUnavailableError:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 async def _load_history(spec: SessionSpec, workflow_id: str) -> list[Any]:
