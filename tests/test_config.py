@@ -65,6 +65,10 @@ def test_bad_urls_raise_configuration_errors(bad: str) -> None:
 
 def test_passwords_never_appear_in_messages() -> None:
     assert redact_url("postgresql://me:s3cret@h/db") == "postgresql://me:***@h/db"
+    assert (
+        redact_url("postgresql://me@h/db?sslmode=require&Password=s3cret")
+        == "postgresql://me@h/db?sslmode=require&Password=***"
+    )
     with pytest.raises(ConfigurationError) as raised:
         normalize_db_url("postgresql+psycopg2://me:s3cret@h/db")
     assert "s3cret" not in str(raised.value)

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import reprlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import datetime
@@ -27,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config import redact_url
-from .errors import ConfigurationError, StateNotFoundError, TimestepError
+from .errors import ConfigurationError, StateNotFoundError, StorageError, TimestepError
 from .observability.cli import add_commands as add_observability_commands
 from .observability.cli import render_timeline, timeline
 from .storage import StateStatus, StoredState, close_backends, get_backend
@@ -49,9 +51,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.print_help()
         raise SystemExit(2)
     try:
+        _check_text_arguments(args)
         code = asyncio.run(_with_cleanup(args.handler(args)))
     except TimestepError as error:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/] {error}")
+        # escape(): messages quote user input (ids, URLs, paths), which may look like markup.
+        Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(str(error))}")
         raise SystemExit(2) from None
     raise SystemExit(code)
 
@@ -132,20 +136,20 @@ async def _runs_list(args: argparse.Namespace) -> int:
         print(json.dumps([_summary(row) for row in rows], indent=2))
         return 0
     if not rows:
-        console.print(f"No stored runs in {redact_url(backend.url)}.")
+        console.print(f"No stored runs in {escape(redact_url(backend.url))}.")
         return 0
-    table = Table(title=f"Runs in {redact_url(backend.url)}")
+    table = Table(title=f"Runs in {escape(redact_url(backend.url))}")
     for column in ("id", "agent", "session", "status", "waiting for", "ver", "sdk", "updated"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row.id,
-            row.agent_name,
-            row.session_id,
+            escape(row.id),
+            escape(row.agent_name),
+            escape(row.session_id),
             _status(row.status),
-            _approvals(row),
+            escape(_approvals(row)),
             str(row.version),
-            row.sdk,
+            escape(row.sdk),
             _when(row),
         )
     console.print(table)
@@ -175,22 +179,22 @@ async def _runs_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(details, indent=2))
         return 0
-    meta = Table(show_header=False, title=f"Run {row.id}")
+    meta = Table(show_header=False, title=f"Run {escape(row.id)}")
     for key in ("agent", "session", "status", "current_agent", "version", "sdk", "schema"):
-        meta.add_row(key, str(details[key]))
+        meta.add_row(key, escape(str(details[key])))
     meta.add_row("created", str(details["created_at"]))
     meta.add_row("updated", str(details["updated_at"]))
     console.print(meta)
-    if row.interruptions:
+    if _pending(row):
         approvals = Table(title="Waiting for approval")
         for column in ("tool", "arguments", "agent", "call id"):
             approvals.add_column(column)
-        for pending in row.interruptions:
+        for pending in _pending(row):
             approvals.add_row(
-                str(pending.get("tool_name")),
-                str(pending.get("arguments")),
-                str(pending.get("agent")),
-                str(pending.get("call_id")),
+                escape(_short(pending.get("tool_name"))),
+                escape(_short(pending.get("arguments"))),
+                escape(_short(pending.get("agent"))),
+                escape(_short(pending.get("call_id"))),
             )
         console.print(approvals)
     items = Table(title="Conversation")
@@ -198,7 +202,7 @@ async def _runs_show(args: argparse.Namespace) -> int:
     items.add_column("kind")
     items.add_column("content")
     for number, (kind, content) in enumerate(details["items"], start=1):
-        items.add_row(str(number), kind, content)
+        items.add_row(str(number), escape(kind), escape(content))
     console.print(items)
     render_timeline(console, steps)
     return 0
@@ -215,10 +219,10 @@ async def _state_export(args: argparse.Namespace) -> int:
         return 0
     try:
         await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
-    except OSError as error:
-        raise ConfigurationError(f"Cannot write {args.output}: {error}.") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        raise ConfigurationError(f"Cannot write {args.output!r}: {error}.") from None
     Console(stderr=True, highlight=False).print(
-        f"Wrote the {args.to} state of session {args.session!r} to {args.output}."
+        escape(f"Wrote the {args.to} state of session {args.session!r} to {args.output}.")
     )
     return 0
 
@@ -227,10 +231,13 @@ async def _state_import(args: argparse.Namespace) -> int:
     from .state_transfer import import_state
 
     path = Path(args.file)
+    # Only a regular file: reading /dev/zero, a FIFO or a terminal would never end.
+    if not await asyncio.to_thread(path.is_file):
+        raise ConfigurationError(f"Cannot read {args.file!r}: it is not a regular file.")
     try:
         document = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except OSError as error:
-        raise ConfigurationError(f"Cannot read {args.file}: {error}.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"Cannot read {args.file!r}: {error}.") from None
     stored = await import_state(
         get_backend(args.url),
         document,
@@ -239,12 +246,16 @@ async def _state_import(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     console.print(
-        f"Imported the {stored.sdk} state (schema {stored.schema_version}) as agent "
-        f"{stored.agent_name!r}, session {stored.session_id!r}: {_status(stored.status)}, "
-        f"version {stored.version}."
+        escape(
+            f"Imported the {stored.sdk} state (schema {stored.schema_version}) as agent "
+            f"{stored.agent_name!r}, session {stored.session_id!r}: "
+        )
+        + f"{_status(stored.status)}, version {stored.version}."
     )
     if stored.portable_state is None:
-        console.print(f"[yellow]No {stored.portable_sdk} form:[/] {stored.portable_error}")
+        console.print(
+            f"[yellow]No {stored.portable_sdk} form:[/] {escape(str(stored.portable_error))}"
+        )
     return 0
 
 
@@ -268,7 +279,8 @@ def _items(row: StoredState) -> list[tuple[str, str]]:
     """The conversation as (kind, short text) pairs, read from the stored payload."""
     try:
         data = json.loads(row.state)
-    except json.JSONDecodeError:
+    # ValueError: not JSON, or a number too long to convert; RecursionError: nested too deep.
+    except (ValueError, RecursionError):
         return [("unreadable", "the stored payload is not valid JSON")]
     if not isinstance(data, dict):
         return [("unreadable", "the stored payload is not a run state")]
@@ -277,27 +289,51 @@ def _items(row: StoredState) -> list[tuple[str, str]]:
     original = data.get("original_input", data.get("originalInput"))
     if isinstance(original, str):
         shown.append(("user", original))
-    for item in data.get("generated_items") or data.get("generatedItems") or []:
-        raw = (item.get("raw_item") or item.get("rawItem") or {}) if isinstance(item, dict) else {}
-        kind = str(item.get("type", "?")) if isinstance(item, dict) else "?"
-        shown.append((kind.removesuffix("_item"), _item_text(raw)))
+    items = data.get("generated_items") or data.get("generatedItems") or []
+    # A payload edited outside Timestep may hold anything: show what is readable, skip the rest.
+    for item in items if isinstance(items, list) else []:
+        item = item if isinstance(item, dict) else {}
+        raw = item.get("raw_item") or item.get("rawItem")
+        kind = item.get("type")
+        kind = kind if isinstance(kind, str) else "?"
+        shown.append((kind.removesuffix("_item"), _item_text(raw if isinstance(raw, dict) else {})))
     return shown
 
 
 def _item_text(raw: dict[str, Any]) -> str:
     if raw.get("type") == "function_call":
-        return f"{raw.get('name')}({raw.get('arguments')})"
+        return _short(f"{_short(raw.get('name'))}({_short(raw.get('arguments'))})")
     if "output" in raw:
         output = raw["output"]
         if isinstance(output, dict) and output.get("type") == "text":
             output = output.get("text")
-        return str(output)[:200]
-    texts = [part.get("text", "") for part in raw.get("content") or [] if isinstance(part, dict)]
-    return " ".join(texts)[:200] or str(raw.get("type", ""))
+        return _short(output)
+    content = raw.get("content")
+    parts = content if isinstance(content, list) else []
+    texts = [_short(part.get("text", "")) for part in parts if isinstance(part, dict)]
+    return " ".join(texts)[:200] or _short(raw.get("type", ""))
+
+
+def _short(value: object) -> str:
+    """At most 200 characters of ``value``; bounded even for deeply nested values."""
+    return (value if isinstance(value, str) else _REPR.repr(value))[:200]
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 4, 200, 200
+_REPR.maxlist = _REPR.maxdict = 20
 
 
 def _approvals(row: StoredState) -> str:
-    return ", ".join(f"{p.get('tool_name')}({p.get('arguments')})" for p in row.interruptions)
+    return ", ".join(
+        f"{_short(p.get('tool_name'))}({_short(p.get('arguments'))})" for p in _pending(row)
+    )
+
+
+def _pending(row: StoredState) -> list[dict[str, Any]]:
+    """The row's approval summaries; other writers (a TypeScript program) may store anything."""
+    listed = row.interruptions if isinstance(row.interruptions, list) else []
+    return [pending for pending in listed if isinstance(pending, dict)]
 
 
 def _status(status: StateStatus) -> str:
@@ -311,9 +347,32 @@ def _when(row: StoredState) -> str:
 
 def _positive(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive number")
+    # The databases' integers are 64-bit; a larger limit would fail inside the driver.
+    if not 1 <= value <= _MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {_MAX_LIMIT}")
     return value
+
+
+_MAX_LIMIT = 2**63 - 1
+# Arguments naming files keep undecodable bytes (surrogate escapes), as the OS gave them.
+_PATH_ARGUMENTS = frozenset({"file", "output"})
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse an id, name or URL that is not valid text before it reaches a database.
+
+    Bytes that are not UTF-8 on the command line arrive as lone surrogates (Python's
+    surrogateescape), which no database driver can encode.
+    """
+    for name, value in vars(args).items():
+        if name in _PATH_ARGUMENTS or not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigurationError(
+                f"The {name.replace('_', '-')} argument {value!r} is not valid UTF-8 text."
+            ) from None
 
 
 # --- Durable workflows (timestep.workflows): `workflows ...`, `approve`, `reject` -------------
@@ -396,11 +455,11 @@ async def _workflows_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for run in runs:
         table.add_row(
-            run.workflow_id,
+            escape(run.workflow_id),
             _workflow_status(run.status),
-            run.agent or "",
-            run.queue or "",
-            run.executor_id or "",
+            escape(run.agent or ""),
+            escape(run.queue or ""),
+            escape(run.executor_id or ""),
             _moment(run.created_at),
             _moment(run.updated_at),
         )
@@ -417,7 +476,7 @@ async def _workflows_show(args: argparse.Namespace) -> int:
         print(json.dumps(details.to_dict(), indent=2))
         return 0
     run = details.workflow
-    meta = Table(show_header=False, title=f"Workflow {run.workflow_id}")
+    meta = Table(show_header=False, title=f"Workflow {escape(run.workflow_id)}")
     meta.add_row("status", _workflow_status(run.status))
     for key, value in (
         ("agent", run.agent),
@@ -430,7 +489,7 @@ async def _workflows_show(args: argparse.Namespace) -> int:
         ("error", details.error),
     ):
         if value:
-            meta.add_row(key, str(value))
+            meta.add_row(key, escape(str(value)))
     console.print(meta)
     steps = Table(title="Checkpointed steps")
     for column in ("#", "step", "outcome", "ms"):
@@ -439,8 +498,9 @@ async def _workflows_show(args: argparse.Namespace) -> int:
         took = ""
         if step.started_at is not None and step.completed_at is not None:
             took = f"{(step.completed_at - step.started_at).total_seconds() * 1000:.0f}"
-        outcome = f"[red]{step.summary}[/]" if step.error else step.summary
-        steps.add_row(str(step.step_id), step.name, outcome, took)
+        summary = escape(step.summary)
+        outcome = f"[red]{summary}[/]" if step.error else summary
+        steps.add_row(str(step.step_id), escape(step.name), outcome, took)
     console.print(steps)
     if details.pending_approvals:
         waiting = Table(title="Waiting for approval (timestep approve|reject ID)")
@@ -448,7 +508,9 @@ async def _workflows_show(args: argparse.Namespace) -> int:
             waiting.add_column(column)
         for pending in details.pending_approvals:
             waiting.add_row(
-                str(pending.tool_name), str(pending.arguments), str(pending.agent), pending.call_id
+                *(escape(str(value)) for value in (pending.tool_name, pending.arguments)),
+                escape(str(pending.agent)),
+                escape(pending.call_id),
             )
         console.print(waiting)
     return 0
@@ -460,9 +522,13 @@ async def _workflows_cancel(args: argparse.Namespace) -> int:
     async with _workflow_client():
         status = await cancel_agent_workflow(args.id, url=args.url)
     if status == "CANCELLED":
-        console.print(f"Cancelled workflow {args.id}; `timestep workflows resume` carries it on.")
+        console.print(
+            f"Cancelled workflow {escape(args.id)}; `timestep workflows resume` carries it on."
+        )
     else:
-        console.print(f"Workflow {args.id} had already finished: {_workflow_status(status)}.")
+        console.print(
+            f"Workflow {escape(args.id)} had already finished: {_workflow_status(status)}."
+        )
     return 0
 
 
@@ -473,11 +539,13 @@ async def _workflows_resume(args: argparse.Namespace) -> int:
         handle = await resume_agent_workflow(args.id, url=args.url)
         status = await handle.get_status()
     if status in ("SUCCESS", "ERROR"):
-        console.print(f"Workflow {args.id} had already finished: {_workflow_status(status)}.")
+        console.print(
+            f"Workflow {escape(args.id)} had already finished: {_workflow_status(status)}."
+        )
     else:
         console.print(
-            f"Resumed workflow {args.id}: {_workflow_status(status)}; a launched worker on this "
-            "database carries it on from its last checkpointed step."
+            f"Resumed workflow {escape(args.id)}: {_workflow_status(status)}; a launched worker "
+            "on this database carries it on from its last checkpointed step."
         )
     return 0
 
@@ -498,16 +566,29 @@ async def _workflow_decide(args: argparse.Namespace) -> int:
         )
     verb = "Approved" if args.approve else "Rejected"
     calls = ", ".join(f"{tools.get(call_id, '?')} ({call_id})" for call_id in decided)
-    console.print(f"{verb} {calls} in workflow {args.workflow_id}; its worker resumes the run.")
+    console.print(
+        escape(f"{verb} {calls} in workflow {args.workflow_id}; its worker resumes the run.")
+    )
     return 0
 
 
 @contextlib.asynccontextmanager
 async def _workflow_client() -> AsyncIterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .workflows import shutdown_dbos
 
     try:
         yield
+    except SQLAlchemyError as error:
+        # DBOS reads its own tables directly: on a database no worker has launched on, they do
+        # not exist yet (or the schema is not DBOS's).
+        detail = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise StorageError(
+            f"Cannot read durable workflows from the database ({type(error).__name__}: "
+            f"{detail}). A worker creates the workflow tables when it launches "
+            "(ensure_dbos_launched()); check that --url (or TIMESTEP_DB_URL) names that database."
+        ) from None
     finally:
         # Closes the DBOS client's connection pool (the CLI never launches DBOS itself).
         shutdown_dbos()

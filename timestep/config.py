@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -118,6 +119,8 @@ def normalize_db_url(url: str) -> str:
 
     URLs of other schemes (from plugin backends) are returned unchanged.
     """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"A database URL must be a string, not {type(url).__name__}.")
     url = url.strip()
     scheme = url_scheme(url)
     head, _, rest = url.partition("://")
@@ -128,14 +131,37 @@ def normalize_db_url(url: str) -> str:
                 f"Database URL {redact_url(url)!r} asks for driver {driver!r}; Timestep talks to "
                 "PostgreSQL through asyncpg. Use 'postgresql://...' or 'postgresql+asyncpg://...'."
             )
-        return f"postgresql+asyncpg://{rest}"
+        return _checked_sql_url(f"postgresql+asyncpg://{rest}")
     if scheme == "sqlite":
         if driver not in {"", "aiosqlite"}:
             raise ConfigurationError(
                 f"Database URL {redact_url(url)!r} asks for driver {driver!r}; Timestep talks to "
                 "SQLite through aiosqlite. Use 'sqlite:///path' or 'sqlite+aiosqlite:///path'."
             )
-        return f"sqlite+aiosqlite://{rest}"
+        return _checked_sql_url(f"sqlite+aiosqlite://{rest}")
+    return url
+
+
+def _checked_sql_url(url: str) -> str:
+    """``url``, refused now if the driver would only fail at the first connection, and not
+    with a Timestep error: a NUL byte, text that is not UTF-8, a malformed host or port."""
+    problem = None
+    if "\x00" in url:
+        problem = "it contains a NUL byte"
+    else:
+        try:
+            url.encode("utf-8")
+            urlsplit(url).port  # noqa: B018 (parsing the port is the check)
+        except UnicodeError:
+            problem = "it is not valid Unicode text (it holds a lone surrogate)"
+        except ValueError as error:
+            problem = f"its host or port is malformed ({error})"
+    if problem is not None:
+        # !r keeps unprintable characters escaped, so the message itself can be printed.
+        raise ConfigurationError(
+            f"Database URL {redact_url(url)!r} cannot be used: {problem}. Use e.g. "
+            "'sqlite:///path/to/timestep.db' or 'postgresql://user@host:5432/db'."
+        )
     return url
 
 
@@ -186,7 +212,7 @@ def parse_size(value: object, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         size = value
     else:
-        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(value))
+        match = re.fullmatch(r"\s*(\d{1,20})\s*([a-zA-Z]*)\s*", str(value))
         unit = match.group(2).lower() if match else None
         if match is None or unit not in _SIZE_UNITS:
             raise ConfigurationError(
@@ -367,10 +393,17 @@ def _is_amount(value: object) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """Hide a password in a URL before it goes into a message."""
+    """Hide a password in a URL (``user:***@`` and ``?password=***``) before it is shown."""
+    url = _SECRET_QUERY.sub(r"\1***", url)
     head, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{head}://{user}:***@{host}" if ":" in credentials else url
+
+
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|api_key|apikey|token|access_token|secret)=)[^&#]*",
+    re.IGNORECASE,
+)

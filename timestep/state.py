@@ -310,7 +310,7 @@ class RunStateStore:
                 "edited outside Timestep. Clear it with store.clear() and run the agent again.",
                 session_id=stored.session_id,
             ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except ValueError as error:  # bad JSON, bad UTF-8, a number too long to convert
             raise StateCorruptedError(
                 f"The stored state of {where} is not valid JSON ({error}); it was truncated or "
                 "edited outside Timestep. Clear it with store.clear() and run the agent again.",

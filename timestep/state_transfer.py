@@ -178,7 +178,7 @@ def _parse(text: str, what: str) -> dict[str, Any]:
         data = json.loads(text)
     except RecursionError:
         raise StateCorruptedError(f"{what} is nested too deeply to be a RunState.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except ValueError as error:  # bad JSON, bad UTF-8, a number too long to convert
         raise StateCorruptedError(f"{what} is not valid JSON ({error}).") from None
     if not isinstance(data, dict):
         raise StateCorruptedError(f"{what} is not a RunState (a JSON object).")

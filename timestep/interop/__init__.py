@@ -20,8 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import StateCorruptedError
-from .portable import PortableForm, StateSummary, describe, detect_sdk, portable_form
+from ..errors import StateCorruptedError, TimestepError
+from .portable import (
+    MALFORMED,
+    PortableForm,
+    StateSummary,
+    describe,
+    detect_sdk,
+    malformed_detail,
+    portable_form,
+)
 from .registry import (
     JS_SDK,
     PYTHON_SDK,
@@ -70,9 +78,11 @@ def translate(state: Mapping[str, Any], *, source: str, target: str) -> dict[str
     row = translation_for(source, state.get("$schemaVersion"), target)
     try:
         return row.translate(state)
-    except (KeyError, TypeError, AttributeError) as error:
+    except TimestepError:
+        raise
+    except MALFORMED as error:
         raise StateCorruptedError(
             f"The {source} RunState (schema {row.source_schema}) is missing or has a malformed "
-            f"field ({type(error).__name__}: {error}); it is not a state that SDK wrote. "
+            f"field ({malformed_detail(error)}); it is not a state that SDK wrote. "
             "Translate the SDK's own to_json()/toString() output."
         ) from None

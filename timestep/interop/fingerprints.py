@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "escape_lone_surrogates",
     "handoff_tool_name",
     "js_fingerprint",
     "js_state_key",
@@ -140,7 +141,7 @@ def _canonical_number(literal: str) -> str:
 
 
 def _js_string(value: str) -> str:
-    return _escape_lone_surrogates(json.dumps(value, ensure_ascii=False))
+    return escape_lone_surrogates(json.dumps(value, ensure_ascii=False))
 
 
 def _stable_json(value: Any) -> str:
@@ -149,10 +150,11 @@ def _stable_json(value: Any) -> str:
     # Code-point order (Python) and UTF-16 order (JS) differ only around astral characters.
     if _ASTRAL.search(text) is not None:
         text = json.dumps(_js_sorted(value), ensure_ascii=False, separators=(",", ":"))
-    return _escape_lone_surrogates(text)
+    return escape_lone_surrogates(text)
 
 
-def _escape_lone_surrogates(text: str) -> str:
+def escape_lone_surrogates(text: str) -> str:
+    """JSON ``text`` with each lone surrogate as a ``\\uXXXX`` escape, as JSON.stringify does."""
     if _LONE_SURROGATE.search(text) is None:
         return text
     return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -7,6 +7,7 @@ adding a module for the new pair and a row here, never editing a released transl
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -102,7 +103,9 @@ def translation_for(source_sdk: str, source_schema: object, target_sdk: str) -> 
         for row in SUPPORTED_TRANSLATIONS
     )
     raise UnsupportedSchemaError(
-        f"Cannot translate a {source_sdk} RunState with $schemaVersion {source_schema!r} to "
+        f"Cannot translate a {source_sdk} RunState with $schemaVersion "
+        # Bounded: a hostile state's "version" can be a huge or deeply nested value.
+        f"{reprlib.repr(source_schema)} to "
         f"{target_sdk}: this timestep supports {supported}. Save the run with a supported "
         "SDK release (or upgrade timestep), or resume it in the SDK that saved it."
     )

@@ -358,6 +358,7 @@ def _console() -> Console:
 
 def _positive(text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive number")
+    # The databases' integers are 64-bit; a larger limit would fail inside the driver.
+    if not 1 <= value <= 2**63 - 1:
+        raise argparse.ArgumentTypeError("must be a positive number below 2**63")
     return value

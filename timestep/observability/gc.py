@@ -43,6 +43,9 @@ class GcReport:
         return {**self.__dict__, "cutoff": self.cutoff.isoformat()}
 
 
+_MAX_AGE = timedelta(days=365_000)
+
+
 def parse_duration(text: str) -> timedelta:
     """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"`` or ``"45s"`` as a ``timedelta``.
 
@@ -50,12 +53,17 @@ def parse_duration(text: str) -> timedelta:
         ConfigurationError: anything else; the message shows the format.
     """
     match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) == 0:
+    try:
+        age = timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))}) if match else None
+    except (OverflowError, ValueError):
+        age = None
+    # Ages beyond ~1000 years would overflow the cutoff date.
+    if age is None or not timedelta(0) < age <= _MAX_AGE:
         raise ConfigurationError(
             f"{text!r} is not an age: use a positive whole number and a unit, s, m, h, d or w "
-            "(e.g. --older-than 30d, 12h or 90m)."
+            "(e.g. --older-than 30d, 12h or 90m), at most 1000 years."
         )
-    return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    return age
 
 
 async def collect_garbage(

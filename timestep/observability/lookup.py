@@ -131,7 +131,7 @@ async def _rows(conn: AsyncConnection, query: Any) -> list[dict[str, Any]]:
 def _state_trace_id(row: StoredState) -> str | None:
     try:
         data = json.loads(row.state)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
     trace = data.get("trace") if isinstance(data, dict) else None
     trace_id = trace.get("id") if isinstance(trace, dict) else None
