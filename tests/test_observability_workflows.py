@@ -1,20 +1,26 @@
 """A durable workflow run is traced too, and its trace is linked to its workflow id.
 
-Durable runs call ``Runner.run`` inside DBOS and trace when the SDK is allowed to
-(``Settings.tracing``: modes ``openai`` and ``all``); the process installs Timestep's
-processor with ``configure_tracing()``. Real DBOS on a real SQLite file.
+Durable runs apply ``TIMESTEP_TRACING`` in the worker as ``run_agent`` does: ``db`` records
+their spans, model usage and approval decisions (with who decided) in the Timestep database.
+Real DBOS on a real SQLite file.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
-from workflow_support import FINAL_ANSWER, Recorder, clerk, launched
+from workflow_support import FINAL_ANSWER, Recorder, clerk, launched, parked
 
-from timestep.observability import configure_tracing, flush_tracing, timeline
+from timestep.observability import configure_tracing, flush_tracing, summarize_usage, timeline
 from timestep.observability.install import _reset_for_tests
-from timestep.workflows import WorkflowSettings, register_agent, run_agent_workflow
+from timestep.workflows import (
+    WorkflowSettings,
+    approve_workflow,
+    register_agent,
+    run_agent_workflow,
+)
 
 
 @pytest.fixture
@@ -50,3 +56,38 @@ async def test_a_durable_run_is_traced_and_found_by_its_workflow_id(
         ('notify({"text":"7 and 8 shipped"})', "-> sent"),
     ]
     assert [s.title for s in steps if s.kind == "agent"] == ["Clerk started"]
+
+
+@pytest.fixture
+def db_tracing_engine(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WorkflowSettings]:
+    monkeypatch.setenv("TIMESTEP_TRACING", "db")
+    monkeypatch.setenv("TIMESTEP_DB_URL", sqlite_url)
+    with launched(sqlite_url) as settings:
+        yield settings
+    _reset_for_tests()
+
+
+async def test_in_db_mode_a_durable_run_records_its_usage_and_who_approved(
+    db_tracing_engine: WorkflowSettings,
+) -> None:
+    # No configure_tracing() here: the worker applies TIMESTEP_TRACING itself.
+    assistant = register_agent(clerk(Recorder(), approval=True))
+    running = asyncio.create_task(
+        run_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id="o-7")
+    )
+    await parked("o-7")
+    await approve_workflow("o-7", by="ana@example.com")
+    assert (await running).final_output == FINAL_ANSWER
+    assert flush_tracing()
+
+    steps = await timeline(db_tracing_engine.url, "o-7")
+    approvals = [s.title for s in steps if s.kind == "approval"]
+    assert approvals == [
+        'refund({"order":"7"}) waits for approval',
+        "refund approved by ana@example.com",
+    ]
+    assert len([s for s in steps if s.kind == "model"]) == 3
+    [total] = await summarize_usage(db_tracing_engine.url, by="agent", workflow="o-7")
+    assert (total.key, total.calls) == ("Clerk", 3)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from dbos import DBOS
-from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk
+from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk, parked
 
 from timestep import RunStateStore
 from timestep.errors import (
@@ -21,23 +21,12 @@ from timestep.errors import (
 from timestep.workflows import (
     AgentWorkflowHandle,
     AgentWorkflowResult,
-    PendingApproval,
     WorkflowSettings,
     approve_workflow,
     pending_approvals,
     register_agent,
     run_agent_workflow,
 )
-
-
-async def parked(workflow_id: str, count: int = 1) -> list[PendingApproval]:
-    """Wait until ``workflow_id`` waits for ``count`` approvals."""
-    async with asyncio.timeout(30):
-        while True:
-            pending = await pending_approvals(workflow_id)
-            if len(pending) >= count:
-                return pending
-            await asyncio.sleep(0.05)
 
 
 def start(run: Coroutine[Any, Any, AgentWorkflowResult]) -> asyncio.Task[AgentWorkflowResult]:

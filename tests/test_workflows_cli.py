@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_support import FINAL_ANSWER, Recorder, clerk
+from workflow_support import FINAL_ANSWER, Recorder, clerk, parked
 
 from subprocesses import run_python
 from timestep.errors import WorkflowNotFoundError
@@ -19,7 +19,6 @@ from timestep.workflows import (
     WorkflowSettings,
     get_agent_workflow,
     list_agent_workflows,
-    pending_approvals,
     register_agent,
     run_agent_workflow,
     show_agent_workflow,
@@ -34,14 +33,6 @@ async def timestep(
     return await asyncio.to_thread(
         run_python, "-m", "timestep.cli", *args, "--url", url, home=home, ok=ok
     )
-
-
-async def parked(workflow_id: str, url: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if await pending_approvals(workflow_id, url=url):
-                return
-            await asyncio.sleep(0.05)
 
 
 def start(agent: Any, workflow_id: str) -> asyncio.Task[AgentWorkflowResult]:
@@ -59,7 +50,7 @@ async def test_an_operator_lists_and_inspects_runs_then_approves_one(
     finished = await run_agent_workflow(agent=clerk_agent, input_items="Orders?", workflow_id="d-1")
     assert finished.final_output == FINAL_ANSWER
     waiting = start(refunder, "r-1")
-    await parked("r-1", url)
+    await parked("r-1", url=url)
 
     listed, table, shown, steps = await asyncio.gather(
         timestep("workflows", "list", "--json", url=url, home=timestep_home),
@@ -111,7 +102,7 @@ async def test_an_operator_cancels_resumes_and_rejects_on_postgres(
     recorder = Recorder()
     refunder = register_agent(clerk(recorder, approval=True, name="Refunder"))
     first_attempt = start(refunder, "r-2")
-    await parked("r-2", url)
+    await parked("r-2", url=url)
 
     cancelled = await timestep("workflows", "cancel", "r-2", url=url, home=timestep_home)
     assert "Cancelled workflow r-2" in cancelled.stdout
@@ -128,7 +119,7 @@ async def test_an_operator_cancels_resumes_and_rejects_on_postgres(
     # This test's worker picks the run up again, replays its steps and parks once more.
     handle = await get_agent_workflow("r-2", url=url)
     await handle.wait_for_status("PENDING", timeout_seconds=30)
-    await parked("r-2", url)
+    await parked("r-2", url=url)
 
     rejected = await timestep(
         "reject", "r-2", "--call-id", "c3", "--message", "Not today.", url=url, home=timestep_home

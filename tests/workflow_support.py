@@ -37,15 +37,29 @@ from agents import (
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from timestep.workflows import (
+    PendingApproval,
     WorkflowSettings,
     configure_dbos,
     ensure_dbos_launched,
+    pending_approvals,
     registered_agents,
     shutdown_dbos,
     unregister_agent,
 )
 
 FINAL_ANSWER = "Orders 7 and 8 have shipped; I let the customer know."
+
+
+async def parked(
+    workflow_id: str, count: int = 1, *, url: str | None = None
+) -> list[PendingApproval]:
+    """Wait (up to 30 s) until ``workflow_id`` waits for ``count`` approvals."""
+    async with asyncio.timeout(30):
+        while True:
+            pending = await pending_approvals(workflow_id, url=url)
+            if len(pending) >= count:
+                return pending
+            await asyncio.sleep(0.05)
 
 
 class Recorder:

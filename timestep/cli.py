@@ -433,6 +433,7 @@ def _add_workflow_commands(commands: Any) -> None:
         decide.add_argument("--call-id", help="decide only this tool call (default: all)")
         if name == "reject":
             decide.add_argument("--message", help="what the model is told instead of the output")
+        decide.add_argument("--by", help="who decides, shown in the run's timeline")
         decide.add_argument("--url", help="database URL")
         decide.set_defaults(handler=_workflow_decide, approve=name == "approve")
 
@@ -562,6 +563,7 @@ async def _workflow_decide(args: argparse.Namespace) -> int:
             approve=args.approve,
             call_id=args.call_id,
             rejection_message=getattr(args, "message", None),
+            by=args.by,
             url=args.url,
         )
     verb = "Approved" if args.approve else "Rejected"

@@ -172,6 +172,20 @@ class RunObserver:
         finally:
             run_records_usage.reset(token)
 
+    def decided(
+        self,
+        state: RunState[Any, Any],
+        item: Any,
+        *,
+        approved: bool,
+        by: str | None,
+        message: str | None,
+    ) -> None:
+        """Record a decision made on ``item`` of the paused ``state`` (durable runs decide
+        inside the workflow, so no resumed state reaches :meth:`started`)."""
+        if self.processor is not None:
+            record_decision(self.processor, state, item, approved=approved, by=by, message=message)
+
     def finished(self, result: RunResult | RunResultStreaming) -> None:
         """Record each tool call the run paused on as an approval request, and make sure
         ``result.to_state()`` names the run's trace."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from agents import ToolApprovalItem
 from dbos import DBOS
@@ -52,12 +52,15 @@ _WAIT_CHUNK_SECONDS = 24 * 3600.0
 class Decision(TypedDict):
     """One approval decision, as sent to the workflow::
 
-    Decision(call_id="call-2", approve=False, rejection_message="Not on a Friday.")
+    Decision(call_id="call-2", approve=False, rejection_message="Not on a Friday.", by="ana")
+
+    ``by`` names who decided, for the run's timeline (``timestep runs show``).
     """
 
     call_id: str
     approve: bool
     rejection_message: str | None
+    by: NotRequired[str | None]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ async def approve_workflow(
     *,
     call_id: str | None = None,
     rejection_message: str | None = None,
+    by: str | None = None,
     url: str | None = None,
 ) -> list[str]:
     """Approve or reject what a parked workflow waits on; it resumes wherever it runs.
@@ -111,10 +115,11 @@ async def approve_workflow(
     Without ``call_id`` the decision applies to every pending tool call; with it, to that one
     only (the run resumes once every pending call has a decision). Works from any process on
     the same database, with or without a launched engine. Returns the call ids decided.
+    ``by`` names who decided; with ``TIMESTEP_TRACING=db`` the run's timeline shows it.
 
     Example::
 
-        await approve_workflow("order-7", approve=False, rejection_message="Too risky.")
+        await approve_workflow("order-7", approve=False, rejection_message="Too risky.", by="ana")
 
     Raises:
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
@@ -156,7 +161,7 @@ async def approve_workflow(
         )
     message = {
         "decisions": [
-            Decision(call_id=p.call_id, approve=approve, rejection_message=rejection_message)
+            Decision(call_id=p.call_id, approve=approve, rejection_message=rejection_message, by=by)
             for p in targets
         ]
     }
@@ -213,6 +218,7 @@ def _decisions(message: Any) -> list[Decision]:
                     call_id=raw["call_id"],
                     approve=bool(raw.get("approve")),
                     rejection_message=raw.get("rejection_message"),
+                    by=raw.get("by") if isinstance(raw.get("by"), str) else None,
                 )
             )
     return found

@@ -61,13 +61,14 @@ from agents.tool import FunctionTool, Tool
 from agents.tool_context import ToolContext
 from dbos import DBOS, SetWorkflowID, StepOptions, StepReservation
 
-from ..config import load_settings
 from ..errors import StorageUnavailableError, WorkflowConfigurationError, WorkflowRunError
+from ..observability.install import configure_tracing
+from ..observability.observer import RunObserver
 from ..run import default_model_provider
 from ..state import RunStateStore
 from ..storage import StateStatus, get_backend
 from .approvals import Decision, wait_for_decisions
-from .config import WorkflowSettings, launched_settings
+from .config import launched_settings
 from .handles import AgentWorkflowHandle, AgentWorkflowResult
 from .registry import check_registered, get_registered_agent
 from .sessions import SessionSpec, close_session, open_session, session_spec
@@ -262,9 +263,11 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
     url = settings.url
     run = _DurableRun()
     root = run.wrap(agent)
+    # TIMESTEP_TRACING in this worker, as run_agent applies it: `db` records durable runs too.
+    tracing = configure_tracing()
     run_config = RunConfig(
         model_provider=DurableModelProvider(default_model_provider(), run),
-        tracing_disabled=not _tracing_enabled(settings),
+        **tracing.run_config_options(agent.name, None),
     )
     spec = request["session"]
     history: list[Any] = []
@@ -276,18 +279,23 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
     if request["max_turns"] is not None:
         options["max_turns"] = request["max_turns"]
     approvals: list[dict[str, Any]] = []
+    observer = RunObserver(tracing.records(run_config), run_config, options)
     try:
-        result = await Runner.run(root, [*history, *request["input"]], **options)
+        with observer.recording():
+            result = await Runner.run(root, [*history, *request["input"]], **options)
+        observer.finished(result)
         while result.interruptions:
             state = result.to_state()
             await _save_state(agent, workflow_id, url, state, StateStatus.INTERRUPTED)
             decisions = await wait_for_decisions(
                 list(result.interruptions), request["approval_timeout"]
             )
-            approvals.extend(_apply(state, decisions, request["approval_timeout"]))
+            approvals.extend(_apply(state, decisions, request["approval_timeout"], observer))
             await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
             options.pop("context", None)  # the state carries it from here on
-            result = await Runner.run(root, state, **options)
+            with observer.recording():
+                result = await Runner.run(root, state, **options)
+            observer.finished(result)
     except Exception as error:
         storable = _storable(error, workflow_id)
         if storable is error:
@@ -317,22 +325,6 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
         "session_id": spec["session_id"] if spec is not None else None,
         "approvals": approvals,
     }
-
-
-_tracing: tuple[WorkflowSettings, bool] | None = None
-
-
-def _tracing_enabled(settings: WorkflowSettings) -> bool:
-    """Whether runs export SDK traces, read once per configured engine.
-
-    ``load_settings()`` parses the config file (walking up from the working directory) on every
-    call, a few milliseconds each: too much per run, and the setting does not change mid-run.
-    """
-    global _tracing
-    cached = _tracing
-    if cached is None or cached[0] is not settings:
-        cached = _tracing = (settings, load_settings().tracing)
-    return cached[1]
 
 
 class _DurableRun:
@@ -503,21 +495,28 @@ def _durable_check(function: Callable[..., Any], step_name: str) -> Callable[...
 
 
 def _apply(
-    state: RunState[Any, Any], decisions: dict[str, Decision], timeout: float | None
+    state: RunState[Any, Any],
+    decisions: dict[str, Decision],
+    timeout: float | None,
+    observer: RunObserver,
 ) -> list[dict[str, Any]]:
     applied = []
     for item in state.get_interruptions():
         decision = decisions.get(str(item.call_id))
+        by: str | None = None
         if decision is None:
             waited = f"within {timeout:g} seconds" if timeout is not None else "in time"
-            state.reject(item, rejection_message=f"No approval decision arrived {waited}.")
-            approved = False
+            message: str | None = f"No approval decision arrived {waited}."
+            state.reject(item, rejection_message=message)
+            approved, by = False, "timeout"
         elif decision["approve"]:
             state.approve(item)
-            approved = True
+            approved, message, by = True, None, decision.get("by")
         else:
-            state.reject(item, rejection_message=decision["rejection_message"])
-            approved = False
+            message = decision["rejection_message"]
+            state.reject(item, rejection_message=message)
+            approved, by = False, decision.get("by")
+        observer.decided(state, item, approved=approved, by=by, message=message)
         applied.append({"call_id": item.call_id, "tool_name": item.tool_name, "approved": approved})
     return applied
 
