@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 
-from timestep import StorageError
+from timestep import StorageError, StorageUnavailableError
 from timestep.storage import SQLStateBackend, StateBackend, get_backend
 from timestep.storage.schema import MIGRATIONS, migrations
 from timestep.testing import StateBackendConformance, make_record
@@ -84,4 +87,45 @@ async def test_a_dropped_table_is_a_storage_error_not_a_driver_error(sqlite_url:
         await conn.execute(text("DROP TABLE timestep_run_states"))
     with pytest.raises(StorageError, match="changed by hand"):
         await backend.load("Ops", "s")
+    await backend.close()
+
+
+async def test_a_connection_lost_while_committing_says_the_outcome_is_unknown(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = SQLStateBackend(sqlite_url)
+    async with backend.transaction() as conn:
+        await conn.execute(text("CREATE TABLE notes (body TEXT)"))
+
+    def lost(self: AsyncAdapt_aiosqlite_connection) -> None:
+        self.rollback()  # what a server does with the transaction of a client that vanished
+        raise ConnectionResetError("the server went away")
+
+    # Lost before the body finished: nothing was written, and the error says so.
+    with pytest.raises(StorageUnavailableError, match="nothing was written"):
+        async with backend.transaction() as conn:
+            raise ConnectionResetError("the server went away")
+    # Lost while committing: the change may have landed.
+    monkeypatch.setattr(AsyncAdapt_aiosqlite_connection, "commit", lost)
+    with pytest.raises(StorageUnavailableError, match="may or may not have been written"):
+        async with backend.transaction() as conn:
+            await conn.execute(text("INSERT INTO notes VALUES ('hi')"))
+    await backend.close()
+
+
+async def test_a_new_sqlite_file_locked_by_another_first_user_is_waited_for(
+    tmp_path: Path,
+) -> None:
+    # Switching a fresh file to WAL fails at once, busy timeout or not, while another
+    # connection holds a lock: several processes opening a new database together.
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE other_app (a)")
+    backend = SQLStateBackend(f"sqlite:///{path}")
+    saving = asyncio.create_task(backend.save(make_record(), expected_version=None))
+    await asyncio.sleep(0.3)
+    holder.execute("COMMIT")
+    holder.close()
+    assert (await saving).version == 1
     await backend.close()

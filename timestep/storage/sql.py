@@ -38,6 +38,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import await_only
 
 from ..config import normalize_db_url, redact_url
 from ..errors import (
@@ -324,11 +325,20 @@ class SQLStateBackend:
         """A SQLAlchemy Core connection in a transaction on this backend's engine.
 
         For features that share the database (sessions, stored agents) and maintenance.
-        Driver failures become :class:`~timestep.StorageError` subclasses.
+        Driver failures become :class:`~timestep.StorageError` subclasses; a connection lost
+        while committing says the change may or may not have been written.
         """
         await self._ensure_migrated()
-        async with self._guard(), self._connect(**self._transactional) as conn, conn.begin():
-            yield conn
+        committing = False
+        try:
+            async with self._guard(), self._connect(**self._transactional) as conn, conn.begin():
+                yield conn
+                committing = True
+        except StorageUnavailableError as error:
+            if not committing:
+                raise
+            cause = error.__cause__ or error
+            raise self._unavailable(cause, outcome=_UNKNOWN_COMMIT) from cause
 
     @property
     def _transactional(self) -> dict[str, Any]:
@@ -481,9 +491,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets readers in other processes proceed while one process writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -492,6 +501,31 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("timestep_begin", "BEGIN"))
 
 
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (readers in other processes proceed while one writes).
+
+    The mode is stored in the file, so only a fresh database needs the switch. The switch
+    wants an exclusive lock and SQLite answers "database is locked" at once, without waiting
+    for the busy timeout, when another first user holds a lock: several processes opening a
+    new database together. Wait and try again (on the event loop: this runs in a greenlet).
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    for attempt in range(200):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as error:
+            if "locked" not in str(error) or attempt == 199:
+                raise
+            await_only(asyncio.sleep(0.05))
+
+
+_UNKNOWN_COMMIT = (
+    "the connection was lost while committing, so the change may or may not have been "
+    "written: read it back to see which"
+)
 _UNKNOWN_SAVE = (
     "the connection was lost mid-save, so this save may or may not have been written: load "
     "the state to see which"
