@@ -9,7 +9,9 @@ A restart only loses a statement's reply by luck of timing; the proxy does it on
     proxy.close()
 
 ``after_reply=False`` drops the next request instead: the server never sees it. Either way the
-client's connection is closed, as when a network path or a pooler dies.
+client's connection is closed, as when a network path or a pooler dies. ``stall_next()`` drops
+the next request and keeps the connection open, silent: a network path that died without a
+word, which only a statement timeout notices.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class CuttingProxy:
         self.port = 0
         self.cuts = 0  # cuts made so far
         self._armed: bool | None = None  # None: pass through; else after_reply of the next cut
+        self._stall = False
         self._server: asyncio.Server | None = None
         self._pumps: set[asyncio.Task[None]] = set()
 
@@ -42,6 +45,10 @@ class CuttingProxy:
     def cut_next(self, *, after_reply: bool) -> None:
         """Cut the connection that sends the next request, before or after the server ran it."""
         self._armed = after_reply
+
+    def stall_next(self) -> None:
+        """Swallow the next request and leave its connection open and silent."""
+        self._stall = True
 
     async def close(self) -> None:
         if self._server is not None:
@@ -59,6 +66,13 @@ class CuttingProxy:
 
         async def requests() -> None:
             while data := await client_in.read(65536):
+                if self._stall:
+                    self._stall = False
+                    self.cuts += 1
+                    # Nothing more passes either way, until the client gives up and hangs up.
+                    while await client_in.read(65536):
+                        pass
+                    return
                 if self._armed is not None:
                     after_reply, self._armed = self._armed, None
                     self.cuts += 1

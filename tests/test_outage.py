@@ -246,6 +246,37 @@ async def test_a_save_cut_off_mid_statement_lands_exactly_once(
         await proxy.close()
 
 
+async def test_a_statement_left_unanswered_is_abandoned_and_the_call_still_works(
+    private_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A network path that dies without closing the connection: only a timeout notices.
+    monkeypatch.setattr(sql, "STATEMENT_TIMEOUT_SECONDS", 0.5)
+    proxy = await CuttingProxy.open("127.0.0.1", private_db.cluster.port)
+    try:
+        agent, state, context = await paused_with_history()
+        store = RunStateStore(agent=agent, session_id="silent", url=proxied(private_db, proxy))
+        await store.save(state)
+        await store.load()  # warm: each statement below is a single request
+
+        began = time.monotonic()
+        async with asyncio.timeout(20):  # without a statement timeout these would hang
+            proxy.stall_next()
+            loaded = await store.load()  # retried once on a fresh connection
+            assert loaded.to_json() == state.to_json()
+
+            context["history"] = ["after the silence"]
+            proxy.stall_next()
+            stored = await store.save(state)  # reconciled: the update never arrived: re-run
+        assert proxy.cuts == 2 and stored.version == 2
+        assert time.monotonic() - began < 10.0
+        row = await RunStateStore(agent=agent, session_id="silent", url=private_db.url).info()
+        assert row is not None and row.version == 2
+        assert json.loads(row.state)["context"]["context"]["history"] == ["after the silence"]
+    finally:
+        await close_backends()
+        await proxy.close()
+
+
 async def test_an_overwrite_that_may_have_landed_is_not_run_twice(private_db: Database) -> None:
     # An overwrite asks for no particular version, so reading the row back cannot tell "never
     # ran" from "ran and was already replaced": it says so rather than overwrite again.

@@ -9,7 +9,8 @@ one round trip (PostgreSQL, with asyncpg's cached prepared statements) or one wo
 When the database goes away (a restart, a failover, a dropped connection) no call hangs and
 none fails with anything but :class:`~timestep.StorageUnavailableError`: a pooled connection
 the server closed is discarded before use, connecting gives up after
-:data:`CONNECT_TIMEOUT_SECONDS`, a read retries once on a fresh connection, and a write whose
+:data:`CONNECT_TIMEOUT_SECONDS`, a statement unanswered after :data:`STATEMENT_TIMEOUT_SECONDS`
+counts as a lost connection, a read retries once on a fresh connection, and a write whose
 connection died mid-statement is reconciled against the row (see ``SQLStateBackend._write``).
 """
 
@@ -52,11 +53,21 @@ from ..hookspecs import hookimpl
 from .base import StateRecord, StateStatus, StoredState
 from .schema import apply_migrations, run_states
 
-__all__ = ["CONNECT_TIMEOUT_SECONDS", "SQLStateBackend", "register_state_backends"]
+__all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "STATEMENT_TIMEOUT_SECONDS",
+    "SQLStateBackend",
+    "register_state_backends",
+]
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 """How long opening a PostgreSQL connection may take before the database counts as unreachable
 (asyncpg's own default is 60 s: a dead host would stall every call for a minute)."""
+
+STATEMENT_TIMEOUT_SECONDS = 60.0
+"""How long a PostgreSQL statement may go unanswered (a network path that died without closing
+the connection) before it is abandoned like a lost connection: cancelled, the connection
+discarded, a read retried once, a write reconciled against the row."""
 
 _TABLE = run_states.name
 _COLUMNS = (
@@ -266,7 +277,11 @@ class SQLStateBackend:
                     # (asyncpg: "another operation is in progress" after an unsolicited
                     # shutdown notice), so ask the connection too, as SQLAlchemy does.
                     lost: BaseException = error
-                    if not _is_connection_error(error):
+                    if isinstance(error, TimeoutError):  # asyncpg's command_timeout
+                        lost = TimeoutError(
+                            f"a statement got no answer within {STATEMENT_TIMEOUT_SECONDS:g} s"
+                        )
+                    elif not _is_connection_error(error):
                         if not (self._postgres and raw.is_closed()):
                             raise
                         lost = ConnectionAbortedError("the server closed the connection")
@@ -398,7 +413,10 @@ class SQLStateBackend:
                 isolation_level="AUTOCOMMIT",
                 pool_size=5,
                 max_overflow=10,
-                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+                connect_args={
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "command_timeout": STATEMENT_TIMEOUT_SECONDS,
+                },
                 **common,
             )
             # Not pool_pre_ping: that costs a round trip per call, this an attribute read.
