@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from scenario import ask_to_delete, ops_agent, say
+from subprocesses import run_python
 from timestep import (
     ConfigurationError,
     RunStateStore,
@@ -251,3 +254,25 @@ def test_the_signature_changes_with_every_signed_field() -> None:
         signer.verify(moved)
     with pytest.raises(StateIntegrityError, match="malformed"):
         signer.verify(replace(record, signature="v2:" + signature[3:]))
+
+
+async def test_runs_show_says_whether_the_signature_holds(
+    sqlite_url: str, timestep_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+    await pause(sqlite_url, "t-1", [])
+
+    async def shown() -> dict[str, Any]:
+        done = await asyncio.to_thread(
+            run_python,
+            *("-m", "timestep.cli", "runs", "show", "t-1", "--json", "--url", sqlite_url),
+            home=timestep_home,
+        )
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report
+
+    assert (await shown())["signature"] == "valid"
+    await edit_state_in_database(sqlite_url, "t-1")
+    assert (await shown())["signature"] == "changed"
+    monkeypatch.delenv("TIMESTEP_STATE_KEY")
+    assert (await shown())["signature"] is None  # no key here: nothing to check with

@@ -31,8 +31,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .config import redact_url
+from .config import load_settings, redact_url
 from .errors import ConfigurationError, StateNotFoundError, StorageError, TimestepError
+from .integrity import StateSigner
 from .observability.cli import add_commands as add_observability_commands
 from .observability.cli import render_timeline, timeline
 from .storage import StateStatus, StoredState, close_backends, get_backend
@@ -175,13 +176,23 @@ async def _runs_show(args: argparse.Namespace) -> int:
             session_id=args.id,
         )
     steps = await timeline(args.url, row.id)
-    details = {**_summary(row), "items": _items(row), "timeline": [s.to_json() for s in steps]}
+    signer = StateSigner.from_settings(load_settings(backend.url))
+    details = {
+        **_summary(row),
+        # Whether `load()` would accept the row (None: no TIMESTEP_STATE_KEY to check with).
+        "signature": signer.status(row) if signer is not None else None,
+        "items": _items(row),
+        "timeline": [s.to_json() for s in steps],
+    }
     if args.json:
         print(json.dumps(details, indent=2))
         return 0
     meta = Table(show_header=False, title=f"Run {escape(row.id)}")
     for key in ("agent", "session", "status", "current_agent", "version", "sdk", "schema"):
         meta.add_row(key, escape(str(details[key])))
+    if details["signature"] is not None:
+        verdict = details["signature"]
+        meta.add_row("signature", verdict if verdict == "valid" else f"[red]{verdict}[/]")
     meta.add_row("created", str(details["created_at"]))
     meta.add_row("updated", str(details["updated_at"]))
     console.print(meta)

@@ -26,12 +26,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import Literal
 
 from .config import Settings
 from .errors import StateIntegrityError
 from .storage import StateRecord
 
-__all__ = ["StateSigner", "signed_message"]
+__all__ = ["StateSigner", "Verdict", "signed_message"]
+
+Verdict = Literal["valid", "unsigned", "unknown key", "malformed", "changed"]
+"""What a signature check found (:meth:`StateSigner.status`)."""
 
 _LABEL = b"timestep-run-state-v1"
 _VERSION = "v1"
@@ -91,6 +95,22 @@ class StateSigner:
         digest = hmac.new(self._key, signed_message(record), hashlib.sha256).hexdigest()
         return f"{_VERSION}:{self._key_id}:{digest}"
 
+    def status(self, record: StateRecord) -> Verdict:
+        """Whether ``record`` would pass :meth:`verify`: ``"valid"``, ``"unsigned"``,
+        ``"unknown key"``, ``"malformed"`` or ``"changed"`` (for ``timestep runs show``)."""
+        signature = record.signature
+        if not signature:
+            return "unsigned"
+        version, _, rest = signature.partition(":")
+        key_id, _, digest = rest.partition(":")
+        if version != _VERSION or not digest:
+            return "malformed"
+        key = self._keys.get(key_id)
+        if key is None:
+            return "unknown key"
+        expected = hmac.new(key, signed_message(record), hashlib.sha256).hexdigest()
+        return "valid" if hmac.compare_digest(expected, digest) else "changed"
+
     def verify(self, record: StateRecord) -> None:
         """Return if ``record.signature`` matches its content, else raise.
 
@@ -98,36 +118,33 @@ class StateSigner:
             StateIntegrityError: the row is unsigned, signed with an unknown key, or changed
                 since it was signed.
         """
+        verdict = self.status(record)
+        if verdict == "valid":
+            return
         where = f"The stored state of agent {record.agent_name!r}, session {record.session_id!r}"
-        signature = record.signature
-        if not signature:
-            raise StateIntegrityError(
+        if verdict == "unsigned":
+            message = (
                 f"{where} is not signed, and TIMESTEP_STATE_KEY is set, so it is refused: it "
                 "was written before signing was enabled or by a program without the key. If "
                 "you trust its content, re-save it from trusted code (`timestep state export` "
-                "then `timestep state import --overwrite` with the key set); otherwise clear it.",
-                session_id=record.session_id,
+                "then `timestep state import --overwrite` with the key set); otherwise clear it."
             )
-        version, _, rest = signature.partition(":")
-        key_id, _, digest = rest.partition(":")
-        key = self._keys.get(key_id)
-        if version != _VERSION or not digest:
-            problem = "has a malformed signature"
-        elif key is None:
-            raise StateIntegrityError(
+        elif verdict == "unknown key":
+            key_id = str(record.signature).split(":")[1]
+            message = (
                 f"{where} was signed with a key this process does not have (key id "
                 f"{key_id!r}). Set TIMESTEP_STATE_KEY to that key, or list it in "
-                "TIMESTEP_STATE_PREVIOUS_KEYS after a rotation.",
-                session_id=record.session_id,
+                "TIMESTEP_STATE_PREVIOUS_KEYS after a rotation."
             )
         else:
-            expected = hmac.new(key, signed_message(record), hashlib.sha256).hexdigest()
-            if hmac.compare_digest(expected, digest):
-                return
-            problem = "does not match its signature"
-        raise StateIntegrityError(
-            f"{where} {problem}: it was changed outside Timestep (for example an approval "
-            "edited in the database), so it will not be resumed. Restore it from a trusted "
-            "copy, or clear it (store.clear()) and run the agent again.",
-            session_id=record.session_id,
-        )
+            problem = (
+                "has a malformed signature"
+                if verdict == "malformed"
+                else "does not match its signature"
+            )
+            message = (
+                f"{where} {problem}: it was changed outside Timestep (for example an approval "
+                "edited in the database), so it will not be resumed. Restore it from a trusted "
+                "copy, or clear it (store.clear()) and run the agent again."
+            )
+        raise StateIntegrityError(message, session_id=record.session_id)
