@@ -354,3 +354,58 @@ async def test_usage_of_runs_outside_run_agent_comes_from_the_sdks_model_spans(
     ]
     spans = await stored(tracing_db, "spans")
     assert "sk-test-not-a-real-key-123" not in repr(spans)
+
+
+async def test_an_agent_run_as_a_tool_is_costed_once_under_its_own_name(tracing_db: str) -> None:
+    # The nested run has no run_agent hooks: its call is costed from the SDK's span, while the
+    # outer agent's calls are costed by the hooks only (their spans add nothing).
+    from agents.models.openai_responses import OpenAIResponsesModel
+    from observability_support import fake_responses_api, response_body
+    from openai import AsyncOpenAI
+
+    def usage(tokens_in: int, tokens_out: int) -> dict[str, Any]:
+        return {
+            "input_tokens": tokens_in,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": tokens_out,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens_in + tokens_out,
+        }
+
+    ask = response_body("", usage(100, 10), model="gpt-4.1")
+    ask["output"] = [
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "translate",
+            "arguments": '{"input": "hola"}',
+            "status": "completed",
+        }
+    ]
+    replies = [
+        ask,
+        response_body("hello", usage(20, 2), model="gpt-4.1-mini"),
+        response_body("It means hello.", usage(130, 5), model="gpt-4.1"),
+    ]
+    with fake_responses_api(replies) as (base_url, requests):
+        client = AsyncOpenAI(base_url=base_url, api_key="sk-test-not-a-real-key-123")
+        translator = Agent(
+            name="Translator",
+            model=OpenAIResponsesModel(model="gpt-4.1-mini", openai_client=client),
+        )
+        lead = Agent(
+            name="Lead",
+            model=OpenAIResponsesModel(model="gpt-4.1", openai_client=client),
+            tools=[translator.as_tool("translate", "Translate to English.")],
+        )
+        result = await run_agent(lead, "What does hola mean?")
+    assert result.final_output == "It means hello." and len(requests) == 3
+    assert flush_tracing()
+
+    rows = await usage_rows(tracing_db)
+    assert sorted((r[0], r[3], r[5], r[9]) for r in rows) == [
+        ("Lead", 100, 10, "run"),
+        ("Lead", 130, 5, "run"),
+        ("Translator", 20, 2, "span"),
+    ]

@@ -183,16 +183,15 @@ async def run_agent(
     observer = RunObserver(tracing.records(run_config), run_config, runner_kwargs)
     observer.started(input_or_state)
     result: AnyResult
-    with observer.recording():
-        if stream:
-            result = Runner.run_streamed(
-                agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
-            )
-        else:
-            result = await Runner.run(
-                agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
-            )
-        result = await result_processor(result)
+    if stream:
+        result = Runner.run_streamed(
+            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+        )
+    else:
+        result = await Runner.run(
+            agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
+        )
+    result = await result_processor(result)
     observer.finished(result)
     if raise_on_interruption and result.interruptions:
         raise InterruptionException(result.to_state(), list(result.interruptions))

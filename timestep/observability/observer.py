@@ -5,8 +5,9 @@ scripted model, a provider plugin) report usage only on the ``ModelResponse``. S
 Timestep records, ``run_agent`` runs with :class:`ObservingHooks`, the SDK's ``RunHooks``:
 ``on_llm_start`` / ``on_llm_end`` give every call's agent, model, latency and exact usage
 (input, cached, cache-write, output and reasoning tokens). They forward every callback to the
-caller's own ``hooks=``. While they record, the processor takes no usage from model spans, so
-nothing is counted twice.
+caller's own ``hooks=``. The processor takes no usage from the model spans of calls the hooks
+saw, so nothing is counted twice; model calls the hooks never see (an agent run as a tool is a
+nested run without them) are costed from their spans, as outside ``run_agent``.
 
 Approvals: a run that pauses records an ``approval`` row per waiting tool call; a resumed
 ``RunState`` records the decisions it carries (who decided is known when the decision was made
@@ -15,9 +16,8 @@ with :func:`timestep.observability.approve` / ``reject``).
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from agents.models import get_default_model
 from agents.tracing import Trace, get_current_span, get_current_trace
 from agents.tracing.traces import TraceState
 
-from .processor import TimestepTraceProcessor, run_records_usage
+from .processor import TimestepTraceProcessor
 from .records import ApprovalDecision, ApprovalEvent, ModelCall, link_of
 
 __all__ = [
@@ -69,6 +69,10 @@ class ObservingHooks(RunHooks[Any]):
         trace = get_current_trace()
         if trace is not None and trace.trace_id != "no-op":
             self.trace = trace
+        span = get_current_span()
+        if span is not None:
+            # The model span about to open sits right under this one; its usage is ours.
+            self.processor.calls_recorded_under(span.span_id)
         self._started[id(agent)] = (time.perf_counter(), datetime.now(UTC))
         if self.inner is not None:
             await self.inner.on_llm_start(context, agent, system_prompt, input_items)
@@ -127,8 +131,7 @@ class RunObserver:
 
         observer = RunObserver(processor, run_config, runner_kwargs)
         observer.started(input_or_state)
-        with observer.recording():
-            result = await Runner.run(..., **runner_kwargs)
+        result = await Runner.run(..., **runner_kwargs)
         observer.finished(result)
     """
 
@@ -156,21 +159,6 @@ class RunObserver:
             approved = context.is_tool_approved(str(item.tool_name), str(item.call_id))
             if approved is not None:
                 _record(self.processor, trace_id, item, "approved" if approved else "rejected")
-
-    @contextlib.contextmanager
-    def recording(self) -> Iterator[None]:
-        """While inside, the hooks own usage: the processor takes none from model spans.
-
-        A streamed run's task copies the context when it is created, inside this block.
-        """
-        if self.processor is None:
-            yield
-            return
-        token = run_records_usage.set(True)
-        try:
-            yield
-        finally:
-            run_records_usage.reset(token)
 
     def decided(
         self,

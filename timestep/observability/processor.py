@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextvars
 import logging
 import threading
 import time
@@ -49,15 +48,9 @@ from .records import (
 )
 from .redaction import Redactor
 
-__all__ = ["TimestepTraceProcessor", "run_records_usage"]
+__all__ = ["TimestepTraceProcessor"]
 
 logger = logging.getLogger("timestep")
-
-run_records_usage: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "timestep_run_records_usage", default=False
-)
-"""True inside a ``run_agent`` call whose hooks record each model call's usage; spans then
-only describe the calls, so usage is never counted twice."""
 
 _MODEL_SPANS = frozenset({"generation", "response"})
 _AGENT_SPANS = frozenset({"agent", "turn"})
@@ -112,6 +105,9 @@ class TimestepTraceProcessor(TracingProcessor):
         self._closed = False
         # Agent name of each open agent / turn span, for usage found on model spans beneath.
         self._agent_of: dict[str, str] = {}
+        # Open spans whose model calls run_agent's hooks record: their model spans carry no
+        # usage, so nothing is counted twice. Nested runs (agents as tools) have none.
+        self._observed: set[str] = set()
         # Parent of each open frame span, to attach its children to a stored span.
         self._frames: dict[str, str | None] = {}
 
@@ -136,7 +132,7 @@ class TimestepTraceProcessor(TracingProcessor):
             if len(self._frames) > _MAX_OPEN_SPANS:
                 self._frames.clear()  # spans of abandoned runs never end
             self._frames[span.span_id] = span.parent_id
-        if kind in _AGENT_SPANS and not run_records_usage.get():
+        if kind in _AGENT_SPANS:
             name = getattr(data, "name", None) or getattr(data, "agent_name", None)
             if isinstance(name, str):
                 if len(self._agent_of) > _MAX_OPEN_SPANS:
@@ -144,22 +140,32 @@ class TimestepTraceProcessor(TracingProcessor):
                 self._agent_of[span.span_id] = name
 
     def on_span_end(self, span: Span[Any]) -> None:
-        """Queue the finished span (and, for a model span outside ``run_agent``, its usage)."""
+        """Queue the finished span (and, for a model span whose call no hooks recorded, its
+        usage)."""
         kind = span.span_data.type
         if kind in _FRAME_SPANS:
             parent = self._frames.pop(span.span_id, span.parent_id)
             self._agent_of.pop(span.span_id, None)
+            self._observed.discard(span.span_id)
             if span.error:
                 self._put(("span", span, None, None, self.stored_parent(parent)))
             return
         parent = self.stored_parent(span.parent_id)
-        if kind in _MODEL_SPANS and not run_records_usage.get():
+        if kind in _MODEL_SPANS and span.parent_id not in self._observed:
             agent = self._agent_of.get(span.parent_id or "")
             self._put(("span", span, link_of(get_current_trace()), agent, parent))
             return
         if kind == "agent":
             self._agent_of.pop(span.span_id, None)
+            self._observed.discard(span.span_id)
         self._put(("span", span, None, None, parent))
+
+    def calls_recorded_under(self, span_id: str) -> None:
+        """Hooks record the usage of the model calls made directly under ``span_id`` (the
+        current agent or turn span when ``on_llm_start`` fires); take none from their spans."""
+        if len(self._observed) > _MAX_OPEN_SPANS:
+            self._observed.clear()  # spans of abandoned runs never end
+        self._observed.add(span_id)
 
     def stored_parent(self, span_id: str | None) -> str | None:
         """The nearest ancestor of ``span_id`` (itself included) that is stored."""

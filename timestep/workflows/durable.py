@@ -281,8 +281,7 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
     approvals: list[dict[str, Any]] = []
     observer = RunObserver(tracing.records(run_config), run_config, options)
     try:
-        with observer.recording():
-            result = await Runner.run(root, [*history, *request["input"]], **options)
+        result = await Runner.run(root, [*history, *request["input"]], **options)
         observer.finished(result)
         while result.interruptions:
             state = result.to_state()
@@ -293,8 +292,7 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
             approvals.extend(_apply(state, decisions, request["approval_timeout"], observer))
             await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
             options.pop("context", None)  # the state carries it from here on
-            with observer.recording():
-                result = await Runner.run(root, state, **options)
+            result = await Runner.run(root, state, **options)
             observer.finished(result)
     except Exception as error:
         storable = _storable(error, workflow_id)
