@@ -156,10 +156,10 @@ def test_prices_follow_snapshots_and_provider_overrides() -> None:
 
 def test_cost_counts_cache_reads_and_writes_at_their_own_prices() -> None:
     luna = price_for("gpt-5.6-luna")
-    # 7000 plain * $1 + 2000 cache reads * $0.10 + 1000 cache writes * $1.25 + 500 out * $6.
+    # 7000 plain * $0.20 + 2000 cache reads * $0.02 + 1000 cache writes * $0.25 + 500 out * $1.20.
     assert cost_nanousd(
         luna, input_tokens=10_000, output_tokens=500, cached_tokens=2_000, cache_write_tokens=1_000
-    ) == 11_450_000  # fmt: skip
+    ) == 2_290_000  # fmt: skip
     assert cost_nanousd(None, input_tokens=10, output_tokens=10) is None
     # Rounded half-even to whole nano-dollars: 1 nano-token price of $0.0005 per 1M.
     tiny = ModelPrice(input=Decimal("0.0005"), output=Decimal(0))

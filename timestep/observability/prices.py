@@ -66,8 +66,11 @@ DEFAULT_PRICES: Mapping[str, ModelPrice] = {
     # Standard tier, text tokens, short context: input, cached input, output (USD per 1M).
     # GPT-5.6 bills cache writes at 1.25x input; "pro" models have no cached rate.
     "gpt-5.6-sol": _price("5.00", "0.50", "30.00", cache_write_input="6.25"),
-    "gpt-5.6-terra": _price("2.50", "0.25", "15.00", cache_write_input="3.125"),
-    "gpt-5.6-luna": _price("1.00", "0.10", "6.00", cache_write_input="1.25"),
+    # Terra and Luna: OpenAI cut them 20% and 80% on 2026-07-30 (developers.openai.com changelog),
+    # per pydantic/genai-prices openai.yml (commit 2026-07-31, checked 2026-08-02) and the
+    # OpenAI pricing page as mirrored by SergeevDmitry/llm-kit (observed 2026-08-05).
+    "gpt-5.6-terra": _price("2.00", "0.20", "12.00", cache_write_input="2.50"),
+    "gpt-5.6-luna": _price("0.20", "0.02", "1.20", cache_write_input="0.25"),
     "gpt-5.5": _price("5.00", "0.50", "30.00"),
     "gpt-5.5-pro": _price("30.00", None, "180.00"),
     "gpt-5.4": _price("2.50", "0.25", "15.00"),
