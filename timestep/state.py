@@ -30,7 +30,6 @@ from .config import load_settings, parse_size, redact_url
 from .errors import (
     AgentMismatchError,
     ConfigurationError,
-    IncompatibleStateError,
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
@@ -38,7 +37,7 @@ from .errors import (
     UnsupportedSchemaError,
 )
 from .integrity import StateSigner
-from .interop import JS_SDK, portable_form, translate
+from .interop import JS_SDK, portable_form, translate_run
 from .interop import PYTHON_SDK as _PYTHON
 from .storage import (
     JSONFileBackend,
@@ -324,7 +323,13 @@ class RunStateStore:
             )
         if stored.sdk == JS_SDK:
             # The JS writer's native state is the truth; translate it on every load.
-            data = _from_js(data, where, stored.session_id)
+            data = translate_run(
+                data,
+                source=JS_SDK,
+                target=_PYTHON,
+                context=f"The state of {where} was saved by the JS Agents SDK. ",
+                session_id=stored.session_id,
+            )
         try:
             self._check_resumable(data, where, stored.session_id)
         except (TypeError, AttributeError):
@@ -380,19 +385,6 @@ class RunStateStore:
         if self._agents is None:
             self._agents = _agent_graph(self.agent)
         return self._agents
-
-
-def _from_js(data: dict[str, Any], where: str, session_id: str) -> dict[str, Any]:
-    """A JS SDK state in the Python SDK's form; errors name the run they belong to."""
-    prefix = f"The state of {where} was saved by the JS Agents SDK. "
-    try:
-        return translate(data, source=JS_SDK, target=_PYTHON)
-    except IncompatibleStateError as error:
-        raise IncompatibleStateError(
-            prefix + str(error), item=error.item, session_id=session_id
-        ) from None
-    except (UnsupportedSchemaError, StateCorruptedError) as error:
-        raise type(error)(prefix + str(error), session_id=session_id) from None
 
 
 def _agent_graph(root: Agent[Any]) -> dict[str, Agent[Any] | None]:

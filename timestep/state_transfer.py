@@ -18,15 +18,13 @@ from typing import Any
 from .config import load_settings, redact_url
 from .errors import (
     ConfigurationError,
-    IncompatibleStateError,
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
     StateTooLargeError,
-    UnsupportedSchemaError,
 )
 from .integrity import StateSigner
-from .interop import describe, detect_sdk, other_sdk, portable_form, translate
+from .interop import describe, detect_sdk, other_sdk, portable_form, translate_run
 from .state import check_session_id
 from .storage import StateBackend, StateRecord, StateStatus, StoredState
 
@@ -81,15 +79,14 @@ async def export_state(
         signer.verify(row)
     state = _parse(row.state, f"The stored state of session {session_id!r}")
     if row.sdk != to:
-        where = f"The run of agent {row.agent_name!r}, session {session_id!r} ({row.sdk} SDK): "
-        try:
-            state = translate(state, source=row.sdk, target=to)
-        except IncompatibleStateError as error:
-            raise IncompatibleStateError(
-                where + str(error), item=error.item, session_id=session_id
-            ) from None
-        except (UnsupportedSchemaError, StateCorruptedError) as error:
-            raise type(error)(where + str(error), session_id=session_id) from None
+        state = translate_run(
+            state,
+            source=row.sdk,
+            target=to,
+            context=f"The run of agent {row.agent_name!r}, session {session_id!r} "
+            f"({row.sdk} SDK): ",
+            session_id=session_id,
+        )
     return json.dumps(state, ensure_ascii=False, indent=2)
 
 

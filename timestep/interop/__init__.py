@@ -20,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import StateCorruptedError, TimestepError
+from ..errors import (
+    IncompatibleStateError,
+    StateCorruptedError,
+    TimestepError,
+    UnsupportedSchemaError,
+)
 from .portable import (
     MALFORMED,
     PortableForm,
@@ -53,6 +58,7 @@ __all__ = [
     "other_sdk",
     "portable_form",
     "translate",
+    "translate_run",
     "translation_for",
 ]
 
@@ -86,3 +92,18 @@ def translate(state: Mapping[str, Any], *, source: str, target: str) -> dict[str
             f"field ({malformed_detail(error)}); it is not a state that SDK wrote. "
             "Translate the SDK's own to_json()/toString() output."
         ) from None
+
+
+def translate_run(
+    state: Mapping[str, Any], *, source: str, target: str, context: str, session_id: str
+) -> dict[str, Any]:
+    """:func:`translate` for a stored run: each error's message starts with ``context`` (which
+    run it is) and the error carries the run's ``session_id``."""
+    try:
+        return translate(state, source=source, target=target)
+    except IncompatibleStateError as error:
+        raise IncompatibleStateError(
+            context + str(error), item=error.item, session_id=session_id
+        ) from None
+    except (UnsupportedSchemaError, StateCorruptedError) as error:
+        raise type(error)(context + str(error), session_id=session_id) from None
