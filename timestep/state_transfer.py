@@ -73,7 +73,7 @@ async def export_state(
     """
     other_sdk(to)
     row = await find_run(backend, session_id, agent_name)
-    signer = _signer(backend)
+    signer = StateSigner.from_settings(load_settings(backend.url))
     if signer is not None:
         # Otherwise export + import would launder an edited row into a freshly signed one.
         signer.verify(row)
@@ -111,7 +111,8 @@ async def import_state(
         StateConflictError: the session holds a run that is not finished (use ``overwrite``).
         StateTooLargeError: ``document`` is over the state size limit.
     """
-    limit = load_settings(backend.url).max_state_bytes
+    settings = load_settings(backend.url)
+    limit = settings.max_state_bytes
     size = len(document.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise StateTooLargeError(
@@ -146,7 +147,7 @@ async def import_state(
         portable_schema_version=portable.schema_version,
         portable_error=portable.error,
     )
-    signer = _signer(backend)
+    signer = StateSigner.from_settings(settings)
     if signer is not None:
         record = replace(record, signature=signer.sign(record))
     if overwrite:
@@ -164,10 +165,6 @@ async def import_state(
                 actual_version=conflict.actual_version,
             ) from None
         return await backend.save(record, expected_version=current.version)
-
-
-def _signer(backend: StateBackend) -> StateSigner | None:
-    return StateSigner.from_settings(load_settings(backend.url))
 
 
 def _parse(text: str, what: str) -> dict[str, Any]:
