@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_STATE_BYTES",
+    "QUERY_CREDENTIAL_NAME",
     "Settings",
     "TracePayloads",
     "TracingMode",
@@ -403,7 +404,8 @@ def redact_url(url: str) -> str:
     return f"{head}://{user}:***@{host}" if ":" in credentials else url
 
 
-_SECRET_QUERY = re.compile(
-    r"([?&](?:password|passwd|pwd|api_key|apikey|token|access_token|secret)=)[^&#]*",
-    re.IGNORECASE,
-)
+QUERY_CREDENTIAL_NAME = r"(?:[a-z0-9_\-]*(?:key|token|secret|password|passwd|signature)|pwd)"
+"""Query parameters that carry a credential (``password``, ``pwd``, ``api_key``, ``access_token``,
+...), as a regular expression to use case-insensitively; :func:`redact_url` and the trace
+redaction both mask them."""
+_SECRET_QUERY = re.compile(rf"(?i)([?&]{QUERY_CREDENTIAL_NAME}=)[^&#]*")

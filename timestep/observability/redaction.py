@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import TracePayloads
+from ..config import QUERY_CREDENTIAL_NAME, TracePayloads
 
 __all__ = [
     "PAYLOAD_LIMIT",
@@ -44,9 +44,7 @@ _KEY_PATTERNS = (
 # string (``?api_key=...``, ``&access_token=...``): error messages of HTTP clients and database
 # drivers quote their URLs.
 _URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@")
-_QUERY_CREDENTIAL = re.compile(
-    r"(?i)([?&][a-z0-9_\-]*(?:key|token|secret|password|passwd|signature)=)[^&#\s'\"]+"
-)
+_QUERY_CREDENTIAL = re.compile(rf"(?i)([?&]{QUERY_CREDENTIAL_NAME}=)[^&#\s'\"]+")
 # Values shorter than this are too likely to occur in ordinary text to replace blindly.
 _MIN_SECRET_LENGTH = 8
 # Names (lower case, without "-" and "_") under which headers, query parameters and settings
