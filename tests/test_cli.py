@@ -26,7 +26,7 @@ def test_demo_pauses_saves_and_resumes_in_a_second_process(timestep_home: Path) 
     assert "old-report.txt exists: False" in out
 
     runs = json.loads(timestep("runs", "list", "--json", home=timestep_home).stdout)
-    assert [(r["agent"], r["status"], r["version"]) for r in runs] == [("Ops", "completed", 2)]
+    assert [(r["agent"], r["status"], r["version"]) for r in runs] == [("Ops", "completed", 3)]
     assert (timestep_home / "timestep.db").is_file()
 
     shown = timestep("runs", "show", runs[0]["session"], home=timestep_home).stdout

@@ -161,7 +161,8 @@ async def test_typescript_pauses_python_decides_and_finishes(
     )
     assert [r.guardrail.get_name() for r in result.output_guardrail_results] == ["no_secrets"]
     stored = await store.save(result)
-    assert (stored.sdk, stored.status, stored.version) == ("python", StateStatus.COMPLETED, 2)
+    # Version 2 is the claim of the decision, written before the tool ran.
+    assert (stored.sdk, stored.status, stored.version) == ("python", StateStatus.COMPLETED, 3)
 
 
 async def test_a_second_approval_ping_pongs_python_typescript_python(
@@ -190,7 +191,7 @@ async def test_a_second_approval_ping_pongs_python_typescript_python(
     assert result.final_output == SUNNY[0]["say"]
     assert ran_in_python == ["Berkeley"]  # only the second call; the first ran in Node
     assert tool_outputs_seen(weather_model) == ["Sunny, 21C in Berkeley"] * 2
-    assert (await store.save(result)).version == 3
+    assert (await store.save(result)).version == 4  # 3: the claim of the decision
 
 
 @pytest.mark.parametrize("paused_in", ["python", "typescript"])

@@ -35,7 +35,7 @@ EXPECTED: dict[str, list[str]] = {
         "output guardrails passed: no_secrets",
         "answered by: Weather",
         "final output: It is sunny, 21C in Berkeley.",
-        "saved: status completed, version 2",
+        "saved: status completed, version 3",
     ],
     "durable_workflows.py": [
         "run order-7: Answer: Where is order 7?",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from agents import RunState
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "AgentNotRegisteredError",
     "ApprovalNotPendingError",
     "ConfigurationError",
+    "DecisionConflictError",
     "DuplicateWorkflowError",
     "IncompatibleStateError",
     "InterruptionException",
@@ -152,6 +155,43 @@ class StateConflictError(StateError):
         super().__init__(message, session_id=session_id)
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class DecisionConflictError(StateConflictError):
+    """Someone else decided this tool call first; nothing of this decider's ran.
+
+    ``call_id`` names the call, ``decision`` what the winner decided (``"approved"`` or
+    ``"rejected"``), ``decided_by`` who (when known) and ``decided_at`` when. Load the run
+    again to see where it stands::
+
+        try:
+            result = await run_agent(agent, state)
+        except DecisionConflictError as taken:
+            print(f"{taken.call_id} was already {taken.decision} at {taken.decided_at}")
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        expected_version: int | None = None,
+        actual_version: int | None = None,
+        call_id: str | None = None,
+        decision: str | None = None,
+        decided_by: str | None = None,
+        decided_at: datetime | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            session_id=session_id,
+            expected_version=expected_version,
+            actual_version=actual_version,
+        )
+        self.call_id = call_id
+        self.decision = decision
+        self.decided_by = decided_by
+        self.decided_at = decided_at
 
 
 class InterruptionException(TimestepError):

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming, RunState
 from agents.memory import Session
 
+from .claims import settle_claim
 from .config import load_settings
 from .errors import InterruptionException
 from .observability.install import configure_tracing
@@ -170,9 +171,17 @@ async def run_agent(
     Other keyword arguments (``context``, ``max_turns``, ``hooks``, ...) go to the SDK's
     ``Runner``.
 
+    A state loaded from a :class:`~timestep.RunStateStore` has its decisions claimed on the
+    stored row before anything runs (:mod:`timestep.claims`), so of several processes that
+    decided on the same pause only the first goes on.
+
     Raises:
         InterruptionException: with ``raise_on_interruption=True``, when the run pauses.
+        DecisionConflictError: another decider claimed this state's pending calls first;
+            nothing of this run executed.
     """
+    if isinstance(input_or_state, RunState):
+        await settle_claim(input_or_state)
     # TIMESTEP_TRACING: installs the process's trace processor once, records this run with it.
     tracing = configure_tracing(load_settings())
     if run_config is None:

@@ -11,7 +11,12 @@ Example::
     state = await store.load()
     for item in state.get_interruptions():
         state.approve(item)
-    result = await run_agent(agent, state)
+    result = await run_agent(agent, state)   # claims the decisions first (timestep.claims)
+    await store.save(result)
+
+Several people may load the same pause and decide at once: the first decision claimed on the
+row wins, and every other decider's ``run_agent`` raises :class:`~timestep.DecisionConflictError`
+before any tool of theirs runs.
 """
 
 from __future__ import annotations
@@ -19,17 +24,20 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from agents import Agent, RunResult, RunResultStreaming, RunState
 from agents.handoffs import Handoff
 from agents.run_state import CURRENT_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 
+from .claims import attach_claim, claim_of
 from .config import load_settings, parse_size, redact_url
 from .errors import (
     AgentMismatchError,
     ConfigurationError,
+    DecisionConflictError,
     StateConflictError,
     StateCorruptedError,
     StateNotFoundError,
@@ -166,11 +174,38 @@ class RunStateStore:
             StateTooLargeError: the serialized state is over ``max_state_bytes``.
         """
         finished = False
+        claim = claim_of(state)
         if isinstance(state, RunResult | RunResultStreaming):
             finished = not state.interruptions and state.final_output is not None
             state = state.to_state()
+        record = self._record(state, status, finished)
+        backend = self.backend
+        try:
+            stored = await backend.save(record, expected_version=self._version, overwrite=overwrite)
+        except StateConflictError as conflict:
+            stored = await self._replace_completed(backend, record, conflict)
+        self._version = stored.version
+        if isinstance(claim, _DecisionClaim) and claim.store is self:
+            # Decisions saved with the state are claimed later against the row as saved.
+            claim.row = stored
+        return stored
+
+    def _record(
+        self,
+        state: RunState[Any, Any],
+        status: StateStatus | str | None,
+        finished: bool = False,
+        decisions: dict[str, dict[str, str]] | None = None,
+    ) -> StateRecord:
+        """The row for ``state``: serialized, summarised, translated for JS and signed.
+
+        ``decisions`` (call id -> ``decision`` and ``decided_at``) go into the pending
+        approvals' summary of a claimed row, so a late decider is told what won and when.
+        """
         serialized = state.to_json()
         pending = _pending_approvals(serialized)
+        for entry in pending:
+            entry.update((decisions or {}).get(entry["call_id"], {}))
         current_agent = (serialized.get("current_agent") or {}).get("name")
         if status is None:
             status = (
@@ -201,13 +236,7 @@ class RunStateStore:
         )
         if self._signer is not None:
             record = replace(record, signature=self._signer.sign(record))
-        backend = self.backend
-        try:
-            stored = await backend.save(record, expected_version=self._version, overwrite=overwrite)
-        except StateConflictError as conflict:
-            stored = await self._replace_completed(backend, record, conflict)
-        self._version = stored.version
-        return stored
+        return record
 
     async def load(self, *, context: Any = None) -> RunState[Any, Agent[Any]]:
         """Rebuild the stored ``RunState``, ready to approve, reject and resume.
@@ -236,6 +265,7 @@ class RunStateStore:
             self._signer.verify(stored)
         state = await self._rebuild(stored, context)
         self._version = stored.version
+        attach_claim(state, _DecisionClaim(self, stored))
         return state
 
     async def clear(self) -> bool:
@@ -266,6 +296,37 @@ class RunStateStore:
             session_id=session_id,
             limit=limit,
         )
+
+    async def _claim_decisions(self, state: RunState[Any, Any], claim: _DecisionClaim) -> None:
+        """Write the decisions made on ``state`` to the row it was loaded from, if that row
+        is still as loaded, before anything of them runs (see :mod:`timestep.claims`)."""
+        where = f"agent {self.agent.name!r}, session {self.session_id!r}"
+        if claim.claimed:
+            raise DecisionConflictError(
+                f"The decisions on this state of {where} were already run by an earlier "
+                "run_agent call. Save that call's result, or load the run again to see where "
+                "it stands.",
+                session_id=self.session_id,
+            )
+        if claim.row.status == StateStatus.RESUMING:
+            raise _decided_already(claim.row, _decisions_on(state), where)
+        decided = _decisions_on(state)
+        if not decided:
+            return  # nothing will run: the resumed run pauses on the same calls again
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        decisions = {
+            call_id: {"decision": decision, "decided_at": now}
+            for call_id, decision in decided.items()
+        }
+        record = self._record(state, StateStatus.RESUMING, decisions=decisions)
+        backend = self.backend
+        try:
+            stored = await backend.save(record, expected_version=claim.row.version)
+        except StateConflictError as conflict:
+            current = await backend.load(self.agent.name, self.session_id)
+            raise _decided_already(current, decided, where, conflict) from None
+        claim.claimed = True
+        self._version = stored.version
 
     def _check_size(self, size: int, action: str) -> None:
         if size <= self.max_state_bytes:
@@ -385,6 +446,131 @@ class RunStateStore:
         if self._agents is None:
             self._agents = _agent_graph(self.agent)
         return self._agents
+
+
+@dataclass(eq=False)
+class _DecisionClaim:
+    """The claim a loaded state carries: the store that loaded it and the row as that store
+    last loaded or saved it with this state."""
+
+    store: RunStateStore
+    row: StoredState
+    claimed: bool = False
+
+    async def __call__(self, state: RunState[Any, Any]) -> None:
+        await self.store._claim_decisions(state, self)
+
+
+def _decisions_on(state: RunState[Any, Any]) -> dict[str, str]:
+    """Call id -> ``"approved"`` / ``"rejected"`` for each pending call decided on ``state``."""
+    context = state._context
+    if context is None:
+        return {}
+    decided = {}
+    for item in state.get_interruptions():
+        call_id = str(item.call_id)
+        verdict = context.get_approval_status(str(item.tool_name), call_id, existing_pending=item)
+        if verdict is not None:
+            decided[call_id] = "approved" if verdict else "rejected"
+    return decided
+
+
+def _decided_already(
+    current: StoredState | None,
+    mine: dict[str, str],
+    where: str,
+    conflict: StateConflictError | None = None,
+) -> DecisionConflictError:
+    """The error for a decider who lost: what the winner decided on the first of ``mine``'s
+    calls, and when, read from the row as it is now."""
+    expected = conflict.expected_version if conflict else None
+    actual = current.version if current else None
+    release = (
+        "If that run's process died before saving, check what its tools did, then put the "
+        "run back as paused (state = await store.load(); await store.save(state, "
+        "status='interrupted', overwrite=True)) and run it again."
+    )
+    if current is None:
+        return DecisionConflictError(
+            f"The run of {where} was cleared since you loaded it; nothing of yours ran.",
+            session_id=conflict.session_id if conflict else None,
+            expected_version=expected,
+            actual_version=actual,
+        )
+    summary = {
+        entry.get("call_id"): entry for entry in current.interruptions if isinstance(entry, dict)
+    }
+    state = _parse_quietly(current.state)
+    for call_id in mine or [entry.get("call_id") for entry in current.interruptions]:
+        entry = summary.get(call_id, {})
+        decision = entry.get("decision") or _recorded_decision(
+            state, str(call_id), entry.get("tool_name")
+        )
+        if decision is None:
+            continue
+        stamp = entry.get("decided_at")
+        decided_at = _parse_time(stamp) or current.updated_at
+        return DecisionConflictError(
+            f"Tool call {call_id} of {where} was already {decision} at "
+            f"{decided_at.isoformat() if decided_at else 'an unknown time'} by another decider, "
+            f"and its run went on (the run is now {current.status.value}, version "
+            f"{current.version}). Nothing of yours ran. Load the run again to see where it "
+            f"stands. {release if current.status == StateStatus.RESUMING else ''}".rstrip(),
+            session_id=current.session_id,
+            call_id=str(call_id),
+            decision=str(decision),
+            decided_at=decided_at,
+            expected_version=expected,
+            actual_version=actual,
+        )
+    return DecisionConflictError(
+        f"The run of {where} changed since you loaded it (now {current.status.value}, version "
+        f"{current.version}); nothing of yours ran. Load it again and decide on what it holds "
+        "now.",
+        session_id=current.session_id,
+        expected_version=expected,
+        actual_version=actual,
+    )
+
+
+def _recorded_decision(state: Any, call_id: str, tool_name: Any) -> str | None:
+    """The decision a serialized state records for ``call_id`` (per call, or for every call
+    of ``tool_name``), from the SDK's approval records in its context."""
+    context = state.get("context") if isinstance(state, dict) else None
+    if not isinstance(context, dict):
+        return None
+    records: list[tuple[Any, Any]] = [
+        (entry.get("tool_key"), entry.get("decision"))
+        for entry in context.get("function_tool_approvals") or []
+        if isinstance(entry, dict)
+    ]
+    approvals = context.get("approvals")
+    if isinstance(approvals, dict):
+        records.extend(approvals.items())
+    for tool, record in records:
+        if not isinstance(record, dict):
+            continue
+        for decision in ("approved", "rejected"):
+            value = record.get(decision)
+            if (isinstance(value, list) and call_id in value) or (
+                value is True and tool == tool_name
+            ):
+                return decision
+    return None
+
+
+def _parse_quietly(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _parse_time(stamp: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
 
 
 def _agent_graph(root: Agent[Any]) -> dict[str, Agent[Any] | None]:

@@ -17,6 +17,9 @@ class StateStatus(StrEnum):
     """Paused: one or more tool calls wait for approval."""
     RUNNING = "running"
     """Saved mid-run (a checkpoint), resumable as is."""
+    RESUMING = "resuming"
+    """Decisions on its pending calls were claimed and a process is running them; other
+    deciders are refused (see :mod:`timestep.claims`)."""
     COMPLETED = "completed"
     """Finished with a final output."""
 
