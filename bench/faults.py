@@ -1,7 +1,7 @@
-"""What faults do to stored runs: a PostgreSQL restart under load, writers racing, and
-hostile input.
+"""What faults do to stored runs: a PostgreSQL restart under load, writers racing, people
+deciding at once, and hostile input.
 
-Three runs, the same ones the tests assert on, printed as figures:
+Four runs, the same ones the tests assert on, printed as figures:
 
 * outage: writer and reader tasks save and load real paused ``RunState`` s on a private
   PostgreSQL server (initdb'd into a temporary folder, never the shared one) while it is
@@ -12,19 +12,27 @@ Three runs, the same ones the tests assert on, printed as figures:
   PostgreSQL server). Printed: saves attempted, landed, conflicts detected (each
   ``StateConflictError``), and lost updates (acknowledged saves no later state builds on:
   must be 0).
+* decisions: pairs of OS processes that both loaded the same paused run, then decide on it at
+  once (approve + approve, approve + reject) and resume it, as two supervisors clicking on one
+  approvals page do (tests/ops_process.py, the process tests/test_decisions.py races).
+  Printed per backend: pairs raced, tools executed twice, losers refused with
+  ``DecisionConflictError`` before their tool ran, rows that disagree with what ran (a
+  rejection stored while the tool ran, or the reverse), and runs left pending (all but the
+  refusals must be 0).
 * hostile input: random stored payloads, session ids, database URLs and command lines
   (bench/_hostile.py, the generators of tests/test_hostile_input.py with a fixed seed), on
   SQLite and the private PostgreSQL server. Printed: cases tried and handled per kind (handled:
   a ``TimestepError`` or success, in time, with no row changed that should not be).
 
 The machinery lives in tests/ (tests/pg_cluster.py, tests/outage_load.py,
-tests/concurrency_worker.py) and is imported from there: the tests run it on every CI run,
-so the figures here come from exactly the code the tests check.
+tests/concurrency_worker.py, tests/ops_process.py) and is imported from there: the tests run
+it on every CI run, so the figures here come from exactly the code the tests check.
 
 Run from the repository root::
 
     .venv/bin/python bench/faults.py
     .venv/bin/python bench/faults.py --processes 8 --saves 500 --backends postgres
+    .venv/bin/python bench/faults.py --parts decisions --pairs 50
 
 The exit code is 0 when every invariant held, 1 otherwise (lost or missing saves, unexpected
 errors), and 2 when no private PostgreSQL server can be started here.
@@ -42,18 +50,22 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import asyncpg
+import ops_process
 from _hostile import hostile_cases
 from concurrency_worker import audit, final_rows, run_workers
 from outage_load import run_through_outage
 from pg_cluster import ClusterUnavailable, PrivateCluster
 
+from timestep import RunStateStore, TimestepError
 from timestep.storage import close_backends
 
 BACKENDS = ("sqlite", "postgres")
+PARTS = ("outage", "concurrency", "decisions", "hostile")
 
 
 async def create_database(cluster: PrivateCluster) -> str:
@@ -109,6 +121,81 @@ def concurrency(backend: str, url: str, folder: Path, args: argparse.Namespace) 
     return not result.problems and result.lost_updates == 0
 
 
+def _decide(url: str, session: str, decision: str, folder: str) -> str:
+    """One decider process: load, wait for the other, decide, resume, save. Returns
+    ``"won"`` or the name of the ``TimestepError`` that stopped it."""
+
+    async def run() -> str:
+        try:
+            flags = ["--ledger", f"{folder}/ledger", "--together", folder, "2"]
+            await ops_process.main("resume", url, session, [decision, *flags])
+            return "won"
+        except TimestepError as error:
+            return type(error).__name__
+        finally:
+            await close_backends()
+
+    return asyncio.run(run())
+
+
+def decisions(backend: str, url: str, folder: Path, pairs: int) -> bool:
+    began = time.monotonic()
+    figures = dict.fromkeys(
+        (
+            "pairs raced",
+            "tools executed twice",
+            "losers refused (DecisionConflictError)",
+            "losers stopped otherwise",
+            "rows that disagree with what ran",
+            "runs left pending",
+        ),
+        0,
+    )
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(2) as pool:
+        for index in range(pairs):
+            pair = ("approve", "approve") if index % 2 == 0 else ("approve", "reject")
+            session, where = f"pair-{index}", folder / f"pair-{index}"
+            where.mkdir()
+            (where / "ledger").touch()
+            asyncio.run(_pause(url, session))
+            outcomes = pool.starmap(_decide, [(url, session, d, str(where)) for d in pair])
+            executed = len((where / "ledger").read_text().splitlines())
+            row = asyncio.run(_row(url, session))
+            figures["pairs raced"] += 1
+            figures["tools executed twice"] += executed > 1
+            losers = [outcome for outcome in outcomes if outcome != "won"]
+            refused = [o for o in losers if o == "DecisionConflictError"]
+            figures["losers refused (DecisionConflictError)"] += len(refused)
+            figures["losers stopped otherwise"] += len(losers) - len(refused)
+            ran_in_row = row is not None and "deleted /tmp/x" in row.state
+            figures["rows that disagree with what ran"] += ran_in_row != (executed > 0)
+            figures["runs left pending"] += row is None or row.status.value != "completed"
+    title = f"decisions: {pairs} pairs of processes deciding on one paused run, {backend}"
+    print_figures(title, figures, time.monotonic() - began)
+    return (
+        figures["tools executed twice"]
+        + figures["losers stopped otherwise"]
+        + figures["rows that disagree with what ran"]
+        + figures["runs left pending"]
+    ) == 0
+
+
+async def _pause(url: str, session: str) -> None:
+    try:
+        await ops_process.main("pause", url, session, [])
+    finally:
+        await close_backends()
+
+
+async def _row(url: str, session: str) -> Any:
+    agent = ops_process.build_agent([], [])
+    try:
+        return await RunStateStore(agent=agent, session_id=session, url=url).info()
+    finally:
+        await close_backends()
+
+
 async def hostile(backend: str, url: str, per_kind: int) -> bool:
     began = time.monotonic()
     try:
@@ -130,14 +217,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=8, help="concurrency: processes")
     parser.add_argument("--saves", type=int, default=500, help="concurrency: saves each")
     parser.add_argument("--sessions", type=int, default=4, help="concurrency: shared sessions")
+    parser.add_argument("--pairs", type=int, default=50, help="decisions: racing pairs")
     parser.add_argument("--hostile", type=int, default=50, help="hostile input: cases per kind")
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="concurrency: sqlite,postgres"
     )
+    parser.add_argument("--parts", default=",".join(PARTS), help="which runs: " + ",".join(PARTS))
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(args.backends) - set(BACKENDS):
         parser.error(f"--backends takes {','.join(BACKENDS)}; got {args.backends!r}")
+    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if set(args.parts) - set(PARTS):
+        parser.error(f"--parts takes {','.join(PARTS)}; got {args.parts!r}")
     return args
 
 
@@ -146,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Measure the core store, not whatever plugins happen to be installed here.
     os.environ.setdefault("TIMESTEP_LOAD_PLUGINS", "")
     # Worker processes fork from a server that imported these once.
-    multiprocessing.set_forkserver_preload(["timestep", "agents.testing", "asyncpg", "aiosqlite"])
+    multiprocessing.set_forkserver_preload(
+        ["timestep", "agents.testing", "asyncpg", "aiosqlite", "ops_process"]
+    )
     try:
         cluster = PrivateCluster.create()
     except ClusterUnavailable as error:
@@ -158,9 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Nothing of the developer's own Timestep set-up is read or written.
             os.environ["TIMESTEP_HOME"] = home
             print(f"private PostgreSQL: initdb + start took {cluster.setup_seconds:.2f} s\n")
-            ok &= asyncio.run(outage(cluster, args))
-            print()
-            for backend in args.backends:
+            if "outage" in args.parts:
+                ok &= asyncio.run(outage(cluster, args))
+                print()
+            for backend in args.backends if "concurrency" in args.parts else ():
                 folder = Path(home) / backend
                 folder.mkdir()
                 if backend == "sqlite":
@@ -170,7 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ok &= concurrency(backend, url, folder, args)
                 print()
 
-            for backend in args.backends:
+            for backend in args.backends if "decisions" in args.parts else ():
+                folder = Path(home) / f"decisions-{backend}"
+                folder.mkdir()
+                if backend == "sqlite":
+                    url = f"sqlite:///{folder}/decisions.db"
+                else:
+                    url = asyncio.run(create_database(cluster))
+                ok &= decisions(backend, url, folder, args.pairs)
+                print()
+
+            for backend in args.backends if "hostile" in args.parts else ():
                 if backend == "sqlite":
                     url = f"sqlite:///{home}/hostile.db"
                 else:
