@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import session_writer
 from agents.memory import SessionSettings
+from workflow_support import fork
 
 from scenario import ask_to_delete, ops_agent, say
 from timestep import ConfigurationError, RunStateStore, TimestepSession, run_agent
+from timestep.storage import close_backends
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["run", "streamed"])
@@ -56,6 +62,47 @@ async def test_session_protocol_operations(db_url: str) -> None:
     await session.clear_session()
     assert await session.get_items() == []
     assert [i["content"] for i in await other.get_items()] == ["elsewhere"]
+
+
+async def test_many_users_writing_first_to_a_new_conversation_at_once_lose_nothing(
+    db_url: str,
+) -> None:
+    # Twenty messages arrive together for each of three brand-new conversations.
+    async def say_hello(session_id: str, n: int) -> None:
+        await TimestepSession(session_id, url=db_url).add_items(
+            [{"role": "user", "content": f"hello {n}"}]
+        )
+
+    ids = [f"new-{s}" for s in range(3)]
+    await asyncio.gather(*(say_hello(session_id, n) for n in range(20) for session_id in ids))
+
+    for session_id in ids:
+        items = await TimestepSession(session_id, url=db_url).get_items()
+        assert sorted(i["content"] for i in items) == sorted(f"hello {n}" for n in range(20))
+
+
+def test_processes_writing_first_to_new_conversations_at_once_lose_nothing(
+    db_url: str, timestep_home: Path
+) -> None:
+    writers, sessions = 4, 10
+    start = multiprocessing.get_context("forkserver").Barrier(writers)
+    processes = [
+        fork(session_writer.write, db_url, start, f"w{w}", sessions) for w in range(writers)
+    ]
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0] * writers
+
+    async def contents(session_id: str) -> list[str]:
+        try:
+            items = await TimestepSession(session_id, url=db_url).get_items()
+        finally:
+            await close_backends()
+        return sorted(str(i["content"]) for i in items)
+
+    for s in range(sessions):
+        expected = sorted(f"w{w}:{s}" for w in range(writers))
+        assert asyncio.run(contents(f"fresh-{s}")) == expected
 
 
 async def test_session_settings_limit_applies_by_default(sqlite_url: str) -> None:

@@ -23,6 +23,8 @@ from agents import TResponseInputItem
 from agents.memory import SessionSettings
 from agents.memory.session_settings import resolve_session_limit
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .config import load_settings, redact_url
 from .errors import ConfigurationError
@@ -135,13 +137,19 @@ class TimestepSession:
         return backend
 
     async def _touch(self, conn: Any, now: datetime) -> None:
-        updated = await conn.execute(
-            sessions.update().where(sessions.c.session_id == self.session_id).values(updated_at=now)
+        # One upsert, not "update, else insert": two first writers of a new session would both
+        # find no row, and the second insert would fail. On PostgreSQL the row lock it takes
+        # also queues the session's writers until this transaction ends.
+        upsert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        statement = upsert(sessions).values(
+            session_id=self.session_id, created_at=now, updated_at=now
         )
-        if not updated.rowcount:
-            await conn.execute(
-                insert(sessions).values(session_id=self.session_id, created_at=now, updated_at=now)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sessions.c.session_id],
+                set_={"updated_at": statement.excluded.updated_at},
             )
+        )
 
     def _decode(self, row_id: int, text: str) -> TResponseInputItem | None:
         try:
