@@ -214,6 +214,30 @@ async def test_a_custom_session_type_works_once_its_factory_is_registered(
     assert len(await open_ticket("t-1").get_items()) == 2
 
 
+async def test_a_custom_session_taking_an_idempotency_key_is_written_once_per_run_step(
+    sqlite_engine: WorkflowSettings, tmp_path: Path
+) -> None:
+    keys: list[str | None] = []
+
+    class KeyedTicketSession(SQLiteSession):
+        async def add_items(self, items: list[Any], *, idempotency_key: str | None = None) -> None:
+            keys.append(idempotency_key)  # a real one would store it with the items
+            await super().add_items(items)
+
+    def open_ticket(session_id: str) -> KeyedTicketSession:
+        return KeyedTicketSession(session_id, tmp_path / "tickets.db")
+
+    register_session_factory(KeyedTicketSession, open_ticket)
+    assistant = register_agent(Agent(name="A", model=ScriptedModel([[assistant_message("ok")]])))
+    await run_agent_workflow(
+        agent=assistant, input_items="hi", session=open_ticket("t-2"), workflow_id="ticket-2"
+    )
+
+    steps = await DBOS.list_workflow_steps_async("ticket-2")
+    save = next(s for s in steps if s["function_name"] == "timestep.session.save")
+    assert keys == [f"workflow:ticket-2:step:{save['function_id']}"]
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 

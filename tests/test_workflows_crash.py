@@ -30,8 +30,14 @@ from workflow_support import (
     wait_until,
 )
 
+from timestep import TimestepSession
 from timestep.storage import close_backends
-from timestep.workflows import approve_workflow, pending_approvals, shutdown_dbos
+from timestep.workflows import (
+    approve_workflow,
+    pending_approvals,
+    show_agent_workflow,
+    shutdown_dbos,
+)
 
 Start = Callable[..., Worker]
 T = TypeVar("T")
@@ -104,6 +110,32 @@ def test_a_worker_killed_mid_run_is_finished_by_its_restart_without_repeats(
     # The session got the run's items exactly once.
     items = asyncio.run(SQLiteSession("customer-1", chat).get_items())
     assert items == restarted["new_items"] and len(items) == 8
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_a_worker_killed_between_the_session_write_and_its_checkpoint_writes_the_history_once(
+    worker: Start, record: Path, db: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(f"{db}_url")
+    first = worker(url, "--start", "order-7", "--timestep-session", "--block", "session:saved")
+    wait_until(blocked_at(record, "session:saved"), "the worker to write the session")
+    session = TimestepSession("customer-1", url=url)
+    # The items are in the database, and DBOS has no checkpoint of the step that wrote them:
+    # the recovered run has to run that step again.
+    assert in_this_process(session.count()) == 8
+    steps = in_this_process(show_agent_workflow("order-7", url=url)).steps
+    assert "timestep.session.save" not in [step.name for step in steps]
+
+    first.kill()
+    restarted = worker(url, "--wait", "order-7").outcome()
+
+    assert restarted["final_output"] == FINAL_ANSWER
+    assert count(read_record(record), "session:saved", "start") == 1  # the hook's own process
+    items = in_this_process(session.get_items())
+    assert items == restarted["new_items"] and len(items) == 8
+    # The next run of the conversation sees that history once, and adds to it as usual.
+    in_this_process(session.add_items([{"role": "user", "content": "Thanks!"}]))
+    assert in_this_process(session.count()) == 9
 
 
 def test_a_run_parked_on_approval_survives_the_worker_and_a_decision_made_while_it_is_down(

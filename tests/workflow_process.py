@@ -2,21 +2,24 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH]
+                               [--session PATH | --timestep-session]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
 ``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
 worker started (``--wait``; a restarted worker recovers it at launch), or serves until a file
 appears. ``--block LABEL`` makes the worker hang at that model call, tool call or guardrail, so
-the test can ``kill -9`` it there. An approver decides a parked run without launching
-anything. Each prints JSON lines; the last one is the outcome.
+the test can ``kill -9`` it there; ``--block session:saved`` hangs right after a
+``TimestepSession`` committed the run's items, before DBOS checkpoints that step. An approver
+decides a parked run without launching anything. Each prints JSON lines; the last one is the
+outcome.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -24,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from agents import SQLiteSession
+from agents.memory import Session
 from workflow_support import Recorder, clerk
 
-from timestep import TimestepError
+from timestep import TimestepError, TimestepSession
 from timestep.storage import close_backends
 from timestep.workflows import (
     approve_workflow,
@@ -48,6 +52,8 @@ def say(**fields: Any) -> None:
 async def worker(args: argparse.Namespace) -> dict[str, Any]:
     recorder = Recorder(Path(args.record), block=args.block)
     agent = register_agent(clerk(recorder, approval=args.approval, delay=args.delay))
+    if args.block == "session:saved":
+        _block_after_session_writes(recorder)
     configure_dbos(
         args.url, executor_id=args.executor_id, notification_listener_polling_interval_sec=0.05
     )
@@ -56,7 +62,11 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
     try:
         if args.start:
-            session = SQLiteSession(SESSION_ID, args.session) if args.session else None
+            session: Session | None = None
+            if args.session:
+                session = SQLiteSession(SESSION_ID, args.session)
+            elif args.timestep_session:
+                session = TimestepSession(SESSION_ID, url=args.url)
             result = await run_agent_workflow(
                 agent=agent,
                 input_items="Where are orders 7 and 8?",
@@ -84,6 +94,24 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutdown_dbos()
         await close_backends()
+
+
+def _block_after_session_writes(recorder: Recorder) -> None:
+    """Hang every ``TimestepSession.add_items`` once its transaction has committed.
+
+    A durable run appends its items inside a DBOS step, and DBOS checkpoints the step only
+    when it returns: a worker killed here has written the history, with no checkpoint saying so.
+    """
+    write = TimestepSession.add_items
+
+    @functools.wraps(write)  # the same signature: the run still passes its idempotency key
+    async def write_then_hang(self: TimestepSession, *args: Any, **kwargs: Any) -> None:
+        recorder.write("session:saved", "start")
+        await write(self, *args, **kwargs)
+        recorder.write("session:saved", "blocked")
+        await asyncio.sleep(3600)
+
+    TimestepSession.add_items = write_then_hang  # type: ignore[method-assign]
 
 
 async def approver(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--block")
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--session")
+    run.add_argument("--timestep-session", action="store_true")
     decide = commands.add_parser("approve")
     decide.add_argument("url")
     decide.add_argument("workflow_id")

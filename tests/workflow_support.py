@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,14 @@ _FORKS = multiprocessing.get_context("forkserver")
 _FORKS.set_forkserver_preload(
     ["timestep.workflows", "agents.testing", "asyncpg", "aiosqlite", "pytest"]
 )
+
+
+def fork(target: Callable[..., None], *args: Any) -> BaseProcess:
+    """Start ``target(*args)`` in an OS process forked from that server (already importing
+    Timestep), as a second user of the database would run it."""
+    process = _FORKS.Process(target=target, args=args)
+    process.start()
+    return process
 
 
 class Worker:

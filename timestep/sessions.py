@@ -8,7 +8,8 @@ a session::
     result = await run_agent(agent, "clean up /tmp/x", session=session)
 
 A paused run resumed with the same session continues the same history: items already stored
-are not stored again.
+are not stored again. ``add_items(items, idempotency_key=...)`` appends at most once per key,
+which is how a durable run's append survives a crash between its write and its checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from agents import TResponseInputItem
 from agents.memory import SessionSettings
 from agents.memory.session_settings import resolve_session_limit
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .config import load_settings, redact_url
 from .errors import ConfigurationError
@@ -82,18 +85,46 @@ class TimestepSession:
             rows.reverse()
         return [item for row_id, text in rows if (item := self._decode(row_id, text)) is not None]
 
-    async def add_items(self, items: list[TResponseInputItem]) -> None:
-        """Append ``items`` in one transaction."""
+    async def add_items(
+        self, items: list[TResponseInputItem], *, idempotency_key: str | None = None
+    ) -> None:
+        """Append ``items`` in one transaction.
+
+        With an ``idempotency_key``, the append happens at most once per session: a call with
+        a key this session already stored items under stores nothing (the first call's items
+        stand). Retry an append with the same key after a crash or a lost connection::
+
+            await session.add_items(items, idempotency_key=f"order-7:reply-{turn}")
+
+        Durable runs key their append by workflow id and step, so a replayed step writes
+        nothing twice.
+        """
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise ConfigurationError(
+                f"idempotency_key must be a non-empty string or None, not {idempotency_key!r}."
+            )
         if not items:
             return
         now = datetime.now(UTC)
         async with self._backend().transaction() as conn:
+            # The session row first: its lock queues this session's writers, so the check
+            # below sees an append with the same key that committed meanwhile.
             await self._touch(conn, now)
+            if idempotency_key is not None and await self._stored(conn, idempotency_key):
+                return
             await conn.execute(
                 insert(session_items),
                 [
-                    {"session_id": self.session_id, "item": json.dumps(item), "created_at": now}
-                    for item in items
+                    {
+                        "session_id": self.session_id,
+                        "item": json.dumps(item),
+                        "created_at": now,
+                        "append_key": idempotency_key,
+                        "append_position": None if idempotency_key is None else position,
+                    }
+                    for position, item in enumerate(items)
                 ],
             )
 
@@ -135,13 +166,31 @@ class TimestepSession:
         return backend
 
     async def _touch(self, conn: Any, now: datetime) -> None:
-        updated = await conn.execute(
-            sessions.update().where(sessions.c.session_id == self.session_id).values(updated_at=now)
+        # One upsert, not "update, else insert": two first writers of a new session would both
+        # find no row, and the second insert would fail. On PostgreSQL the row lock it takes
+        # also queues the session's writers until this transaction ends.
+        upsert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        statement = upsert(sessions).values(
+            session_id=self.session_id, created_at=now, updated_at=now
         )
-        if not updated.rowcount:
-            await conn.execute(
-                insert(sessions).values(session_id=self.session_id, created_at=now, updated_at=now)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[sessions.c.session_id],
+                set_={"updated_at": statement.excluded.updated_at},
             )
+        )
+
+    async def _stored(self, conn: Any, idempotency_key: str) -> bool:
+        """Whether this session holds items appended under ``idempotency_key``."""
+        query = (
+            select(session_items.c.id)
+            .where(
+                session_items.c.session_id == self.session_id,
+                session_items.c.append_key == idempotency_key,
+            )
+            .limit(1)
+        )
+        return (await conn.execute(query)).first() is not None
 
     def _decode(self, row_id: int, text: str) -> TResponseInputItem | None:
         try:

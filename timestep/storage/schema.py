@@ -156,13 +156,47 @@ def _sessions_v1(target: MetaData) -> tuple[Table, Table]:
     return sessions, items
 
 
+def _session_items_v2_columns() -> list[Column[Any]]:
+    # Version 2: the idempotency key of the `add_items` call that stored an item, and the
+    # item's position in that call (both NULL for plain appends). A durable run keys its
+    # append by workflow and step, so a replay of that step finds its own write.
+    return [Column("append_key", Text), Column("append_position", Integer)]
+
+
+def _session_items_v2_index(items: Table) -> Index:
+    keyed = items.c.append_key.is_not(None)
+    return Index(
+        "uq_timestep_session_items_append_key",
+        items.c.session_id,
+        items.c.append_key,
+        items.c.append_position,
+        unique=True,
+        postgresql_where=keyed,
+        sqlite_where=keyed,
+    )
+
+
 sessions, session_items = _sessions_v1(metadata)
+for _column in _session_items_v2_columns():
+    session_items.append_column(_column)
+_session_items_v2_index(session_items)
 
 
 def _create_sessions(conn: Connection) -> None:
     frozen = MetaData()
     _sessions_v1(frozen)
     frozen.create_all(conn)
+
+
+def _add_append_keys(conn: Connection) -> None:
+    _, items = _sessions_v1(MetaData())
+    for column in _session_items_v2_columns():
+        column_type = column.type.compile(dialect=conn.dialect)
+        conn.execute(
+            text(f"ALTER TABLE timestep_session_items ADD COLUMN {column.name} {column_type}")
+        )
+        items.append_column(column)
+    _session_items_v2_index(items).create(conn)
 
 
 def _agents_v1(target: MetaData) -> tuple[Table, Table]:
@@ -278,7 +312,7 @@ def _create_traces(conn: Connection) -> None:
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
     "run_states": [_create_run_states, _add_portable_state, _add_signature],
-    "sessions": [_create_sessions],
+    "sessions": [_create_sessions, _add_append_keys],
     "agents": [_create_agents],
     "traces": [_create_traces],
 }

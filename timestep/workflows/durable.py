@@ -71,7 +71,14 @@ from .approvals import Decision, wait_for_decisions
 from .config import launched_settings
 from .handles import AgentWorkflowHandle, AgentWorkflowResult
 from .registry import check_registered, get_registered_agent
-from .sessions import SessionSpec, close_session, open_session, session_spec
+from .sessions import (
+    SessionSpec,
+    append_key,
+    append_once,
+    close_session,
+    open_session,
+    session_spec,
+)
 
 __all__ = [
     "WORKFLOW_NAME",
@@ -545,8 +552,8 @@ async def _through_outages(call: Callable[..., Awaitable[R]], *args: Any) -> R:
     and a run's state and session usually live in that same database: without this, a restart
     that caught one of these steps mid-call would fail the whole run while every other step
     simply waited. The bodies are safe to run again, as after a crash mid-step: the history
-    read is a read, the state save overwrites the run's own row, and the session append can
-    only repeat if the connection died during its commit.
+    read is a read, the state save overwrites the run's own row, and the session append is
+    keyed by workflow and step where the session supports it (see :func:`.append_once`).
     """
     deadline = time.monotonic() + STORAGE_PATIENCE_SECONDS
     delay = 0.5
@@ -571,7 +578,7 @@ async def _load_history(spec: SessionSpec, workflow_id: str) -> list[Any]:
 async def _append_items(spec: SessionSpec, items: list[Any], workflow_id: str) -> int:
     session = open_session(spec, workflow_id=workflow_id)
     try:
-        await session.add_items(items)
+        await append_once(session, items, append_key(workflow_id, DBOS.step_id))
         return len(items)
     finally:
         await close_session(session)

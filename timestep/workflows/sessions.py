@@ -20,6 +20,12 @@ runs it.
 The workflow reads the history once (a checkpointed step, so a replay sees the same history)
 and writes the run's new items once at the end (another step), rather than letting the SDK
 write as it goes: writes made by an attempt that crashed would otherwise be repeated.
+
+A worker can still die after that write committed and before DBOS checkpointed its step; the
+recovered run then runs the step again. So the write carries an idempotency key, the workflow
+id and the step's id (:func:`append_key`), and a session whose ``add_items`` takes an
+``idempotency_key`` keyword (``TimestepSession`` does) stores nothing the second time. Other
+sessions are appended to as the SDK defines it, and could repeat the run's items in that window.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from .config import dbos_settings
 __all__ = [
     "SessionFactory",
     "SessionSpec",
+    "append_key",
+    "append_once",
     "close_session",
     "open_session",
     "register_session_factory",
@@ -164,6 +172,40 @@ def open_session(spec: SessionSpec, *, workflow_id: str | None = None) -> Sessio
             workflow_id=workflow_id,
         )
     return factory(spec["session_id"])
+
+
+def append_key(workflow_id: str, step_id: int | None) -> str:
+    """The idempotency key of a durable run's session write: ``"workflow:order-7:step:9"``.
+
+    The same on every replay of that step, since DBOS numbers a workflow's steps in order.
+    """
+    return f"workflow:{workflow_id}:step:{step_id}"
+
+
+async def append_once(session: Session, items: list[Any], key: str) -> None:
+    """``session.add_items(items)``, at most once per ``key`` when the session supports it.
+
+    A session supports it when its ``add_items`` takes an ``idempotency_key`` keyword (as
+    ``TimestepSession.add_items`` does) and stores nothing for a key it already holds.
+    Example: ``await append_once(session, new_items, append_key(workflow_id, step_id))``
+    """
+    if _takes_idempotency_key(session):
+        await session.add_items(items, idempotency_key=key)  # type: ignore[call-arg]
+    else:
+        await session.add_items(items)
+
+
+def _takes_idempotency_key(session: Session) -> bool:
+    try:
+        parameters = inspect.signature(session.add_items).parameters
+    except (TypeError, ValueError):
+        return False
+    parameter = parameters.get("idempotency_key")
+    # Named, not swallowed by **kwargs: a session that ignored the key would repeat silently.
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
 
 
 async def close_session(session: Session) -> None:
