@@ -6,9 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
-from scenario import paused_run
+import pytest
+
+from scenario import ask_to_delete, ops_agent, paused_run
 from subprocesses import run_python
-from timestep import RunStateStore
+from timestep import RunStateStore, TimestepSession, aclose, flush_tracing, run_agent
+from timestep.observability.install import _reset_for_tests
 
 
 def timestep(*args: str, home: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -57,3 +60,43 @@ def test_unknown_run_and_bad_url_are_clear_errors(timestep_home: Path) -> None:
 
     bad = timestep("runs", "list", "--url", "mysql://x/y", home=timestep_home, ok=False)
     assert bad.returncode == 2 and "Known schemes" in bad.stderr
+
+
+HOSTILE_TEXT = "conceal\x1b[8m erase\x1b[2K title\x1b]0;pwned\x07 c1\x9b31m cr\r rtl\u202eexe.txt"
+"""Conversation text that would hide, erase or retitle an operator's terminal if printed raw."""
+
+
+def _raw_controls(text: str) -> list[str]:
+    allowed = {"\n"}
+    return [
+        repr(ch)
+        for ch in text
+        if ch not in allowed and (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch == "\u202e")
+    ]
+
+
+async def test_stored_text_reaches_the_terminal_with_its_control_characters_escaped(
+    timestep_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_TRACING", "db")
+    calls: list[str] = []
+    agent = ops_agent(ask_to_delete(HOSTILE_TEXT, "call\x1b[2K-1"), calls=calls)
+    try:
+        result = await run_agent(agent, HOSTILE_TEXT, session=TimestepSession("ticket-9"))
+        stored = await RunStateStore(agent=agent, session_id="ticket-9").save(result)
+        assert flush_tracing()
+    finally:
+        _reset_for_tests()
+        await aclose()
+
+    for command in (
+        ("runs", "list"),
+        ("runs", "show", stored.id),
+        ("runs", "show", "ticket-9"),
+        ("traces", "list"),
+    ):
+        out = timestep(*command, home=timestep_home).stdout
+        assert _raw_controls(out) == [], (command, out)
+    shown = timestep("runs", "show", stored.id, home=timestep_home).stdout
+    # Shown, as escapes, rather than dropped: the operator sees exactly what is stored.
+    assert "call\\x1b[2K-1" in shown and "c1\\x9b31m" in shown and "\\u202eexe" in shown

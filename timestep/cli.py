@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from ._terminal import escape
 from .config import load_settings, redact_url
 from .errors import ConfigurationError, StateNotFoundError, StorageError, TimestepError
 from .integrity import StateSigner

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
+from .._terminal import escape
 from ..config import redact_url
 from ..storage.schema import model_usage, spans, traces
 from .export import export_traces
