@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import StateConflictError, StateCorruptedError, StorageUnavailableError
 from .base import StateRecord, StateStatus, StoredState
+from .paths import private_file, private_folder
 
 __all__ = ["JSONFileBackend"]
 
@@ -198,7 +199,8 @@ class JSONFileBackend:
         if stored.portable_state is not None:
             document["portable_state"] = json.loads(stored.portable_state)
         payload = json.dumps(document, indent=2)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
+        # mkstemp creates the file 0600, so the state is private from its first byte.
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -212,8 +214,8 @@ class JSONFileBackend:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
+        private_file(lock_path)
         with lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

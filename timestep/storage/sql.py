@@ -51,6 +51,7 @@ from ..errors import (
 )
 from ..hookspecs import hookimpl
 from .base import StateRecord, StateStatus, StoredState
+from .paths import private_file
 from .schema import apply_migrations, run_states
 
 __all__ = [
@@ -425,10 +426,10 @@ class SQLStateBackend:
         in_memory = self._sqlite_path in (None, "", ":memory:")
         if not in_memory:
             try:
-                Path(str(self._sqlite_path)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(str(self._sqlite_path)).expanduser())
             except OSError as error:
                 raise StorageUnavailableError(
-                    f"Cannot create the folder for SQLite database {self._sqlite_path}: {error}. "
+                    f"Cannot create SQLite database {self._sqlite_path}: {error}. "
                     "Set TIMESTEP_HOME or TIMESTEP_DB_URL to a writable location."
                 ) from None
         with warnings.catch_warnings():

@@ -51,6 +51,7 @@ from ..errors import (
     WorkflowConfigurationError,
     WorkflowNotLaunchedError,
 )
+from ..storage.paths import private_file
 
 __all__ = [
     "DEFAULT_APPLICATION_VERSION",
@@ -413,7 +414,7 @@ def _prepare_database(url: str) -> None:
         return
     path = Path(make_url(url).database or "")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         # WAL is a property of the file: set it before DBOS and Timestep open their pools so
         # readers in other processes are never blocked by a writer.
         with sqlite3.connect(path, timeout=30) as conn:
