@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import function_tool
 from sqlalchemy import text
 
 from scenario import ask_to_delete, ops_agent, say
@@ -24,6 +25,7 @@ from timestep.config import load_settings
 from timestep.integrity import StateSigner
 from timestep.state_transfer import export_state, import_state
 from timestep.storage import SQLStateBackend, StateRecord, StoredState, get_backend
+from timestep.testing import function_call
 
 KEY = "k" * 40
 OTHER_KEY = "o" * 40
@@ -178,6 +180,48 @@ async def test_a_signed_state_file_round_trips_and_a_hand_edit_is_caught(
     path.write_text(json.dumps(document, indent=2))
     with pytest.raises(StateIntegrityError):
         await RunStateStore(path, agent).load()
+
+
+async def test_a_state_file_copied_over_another_sessions_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+    calls: list[str] = []
+    agent = ops_agent(ask_to_delete(), say("Deleted."), calls=calls)
+    approved, victim = tmp_path / "ticket-1.json", tmp_path / "ticket-2.json"
+    # ticket-1's run was approved and saved with its decision (validly signed).
+    store = RunStateStore(approved, agent)
+    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    state = await store.load()
+    state.approve(state.get_interruptions()[0])
+    await store.save(state)
+    await RunStateStore(victim, agent).save(await run_agent(agent, "clean up /tmp/x"))
+
+    victim.write_bytes(approved.read_bytes())
+    with pytest.raises(StateIntegrityError) as refused:
+        await RunStateStore(victim, agent).load()
+    assert "ticket-1" in str(refused.value) and "ticket-2" in str(refused.value)
+    assert calls == []
+
+
+async def test_a_lone_surrogate_in_a_tool_output_is_no_tamper_alarm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+
+    @function_tool
+    def read_name() -> str:
+        """Read a name from a file in a broken encoding."""
+        return "caf\udce9"
+
+    agent = ops_agent(
+        [function_call("read_name", {}, call_id="call-0")], ask_to_delete(), say("Deleted.")
+    )
+    agent.tools.append(read_name)
+    path = tmp_path / "agent_state.json"
+    await RunStateStore(path, agent).save(await run_agent(agent, "clean up /tmp/x"))
+    state = await RunStateStore(path, agent).load()
+    assert state.get_interruptions()[0].tool_name == "delete_file"
 
 
 async def test_export_verifies_and_import_signs(

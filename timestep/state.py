@@ -40,6 +40,7 @@ from .errors import (
     DecisionConflictError,
     StateConflictError,
     StateCorruptedError,
+    StateIntegrityError,
     StateNotFoundError,
     StateTooLargeError,
     UnsupportedSchemaError,
@@ -263,6 +264,7 @@ class RunStateStore:
         self._check_size(_utf8_size(stored.state, self.max_state_bytes), "load")
         if self._signer is not None:
             self._signer.verify(stored)
+            self._check_identity(stored)
         state = await self._rebuild(stored, context)
         self._version = stored.version
         attach_claim(state, _DecisionClaim(self, stored))
@@ -327,6 +329,21 @@ class RunStateStore:
             raise _decided_already(current, decided, where, conflict) from None
         claim.claimed = True
         self._version = stored.version
+
+    def _check_identity(self, stored: StoredState) -> None:
+        # The signature binds a row to the agent and session it records; a database row is
+        # found by those, but a state file is found by its path, so a validly signed file of
+        # another run copied over this one's would otherwise be resumed as this run.
+        if (stored.agent_name, stored.session_id) == (self.agent.name, self.session_id):
+            return
+        raise StateIntegrityError(
+            f"{self._file_backend.path if self._file_backend else 'The stored row'} holds the "
+            f"signed state of agent {stored.agent_name!r}, session {stored.session_id!r}, not "
+            f"of agent {self.agent.name!r}, session {self.session_id!r}: it was copied from "
+            "another run, so it will not be resumed. Restore this run's own file, or clear it "
+            "(store.clear()) and run the agent again.",
+            session_id=self.session_id,
+        )
 
     def _check_size(self, size: int, action: str) -> None:
         if size <= self.max_state_bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StateConflictError, StateCorruptedError, StorageUnavailableError
+from ..interop.fingerprints import escape_lone_surrogates
 from .base import StateRecord, StateStatus, StoredState
 from .paths import private_file, private_folder
 
@@ -167,12 +168,10 @@ class JSONFileBackend:
                 sdk=str(meta["sdk"]),
                 schema_version=str(meta["schema_version"]),
                 # The writers' own compact forms, so the text (and its signature) round-trips.
-                state=json.dumps(state, separators=(",", ":")),
+                state=_writer_text(state, str(meta["sdk"])),
                 current_agent=meta.get("current_agent"),
                 interruptions=list(meta.get("interruptions", [])),
-                portable_state=None
-                if portable is None
-                else json.dumps(portable, ensure_ascii=False, separators=(",", ":")),
+                portable_state=None if portable is None else _writer_text(portable, "js"),
                 portable_sdk=meta.get("portable_sdk"),
                 portable_schema_version=meta.get("portable_schema_version"),
                 portable_error=meta.get("portable_error"),
@@ -222,6 +221,15 @@ class JSONFileBackend:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _writer_text(value: Any, sdk: str) -> str:
+    """``value`` as the compact JSON text its writer produced: Python's ``json.dumps`` (ASCII)
+    for a Python state, JSON.stringify's form for a JS one and for every portable form (which
+    Timestep writes that way too, lone surrogates as ``\\uXXXX`` escapes)."""
+    if sdk == "python":
+        return json.dumps(value, separators=(",", ":"))
+    return escape_lone_surrogates(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def _bare_state(path: Path, document: dict[str, Any], text: str) -> StoredState:
