@@ -9,6 +9,7 @@ covers them too. Folders and files that already exist keep the mode their owner 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,10 +29,8 @@ def private_folder(path: Path) -> None:
             break
         path = path.parent
     for folder in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
             folder.mkdir(mode=0o700)
-        except FileExistsError:  # another process made it meanwhile
-            pass
 
 
 def private_file(path: Path) -> None:
