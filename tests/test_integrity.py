@@ -23,8 +23,14 @@ from timestep import (
 )
 from timestep.config import load_settings
 from timestep.integrity import StateSigner
-from timestep.state_transfer import export_state, import_state
-from timestep.storage import SQLStateBackend, StateRecord, StoredState, get_backend
+from timestep.state_transfer import export_signature, export_state, import_state
+from timestep.storage import (
+    SQLStateBackend,
+    StateRecord,
+    StoredState,
+    close_backends,
+    get_backend,
+)
 from timestep.testing import function_call
 
 KEY = "k" * 40
@@ -232,7 +238,8 @@ async def test_export_verifies_and_import_signs(
     backend = get_backend(sqlite_url)
     exported = await export_state(backend, "t-1", to="js")
 
-    imported = await import_state(backend, exported, session_id="t-js")
+    signature = export_signature(exported, url=sqlite_url)
+    imported = await import_state(backend, exported, session_id="t-js", signature=signature)
     assert imported.signature == StateSigner(KEY).sign(imported)
     await RunStateStore(agent=store.agent, session_id="t-js", url=sqlite_url).load()
 
@@ -240,6 +247,65 @@ async def test_export_verifies_and_import_signs(
     await edit_state_in_database(sqlite_url, "t-1")
     with pytest.raises(StateIntegrityError):
         await export_state(backend, "t-1", to="python")
+
+
+async def test_an_exported_state_edited_before_import_is_refused(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+    await pause(sqlite_url, "t-1", [])
+    backend = get_backend(sqlite_url)
+    exported = await export_state(backend, "t-1", to="python")
+    signature = export_signature(exported, url=sqlite_url)
+    assert signature is not None
+
+    # As exported, with its signature: imported (and reformatting it changes nothing).
+    pretty = json.dumps(json.loads(exported), indent=4)
+    await import_state(backend, pretty, session_id="t-copy", signature=signature)
+
+    # Edited (an approval forged in the file), with or without the signature: refused.
+    forged = forged_approval(exported)
+    for attempt in (signature, None):
+        with pytest.raises(StateIntegrityError) as refused:
+            await import_state(backend, forged, session_id="t-forged", signature=attempt)
+        assert "trust_unsigned" in str(refused.value)
+    assert await backend.load("Ops", "t-forged") is None
+
+    # An operator who checked the content imports it deliberately, and that is logged.
+    with caplog.at_level("WARNING", logger="timestep"):
+        await import_state(backend, forged, session_id="t-forged", trust_unsigned=True)
+    assert "t-forged" in caplog.text and "without a valid export signature" in caplog.text
+
+
+def test_the_cli_exports_a_signature_and_refuses_an_edited_import(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+    asyncio.run(_pause_and_close(sqlite_url))
+    out = tmp_path / "run.json"
+    cli = ("-m", "timestep.cli", "state")
+    run_python(
+        *cli, "export", "t-1", "--to", "python", "-o", str(out), "--url", sqlite_url, home=tmp_path
+    )
+    assert Path(f"{out}.sig").read_text().startswith("v1:")
+
+    out.write_text(forged_approval(out.read_text()))
+    url = ("--url", sqlite_url)
+    refused = run_python(
+        *cli, "import", str(out), "--session", "t-2", *url, home=tmp_path, ok=False
+    )
+    assert refused.returncode == 2 and "--trust-unsigned" in refused.stderr
+    trusted = run_python(
+        *cli, "import", str(out), "--session", "t-2", "--trust-unsigned", *url, home=tmp_path
+    )
+    assert "without a valid export signature" in trusted.stderr
+
+
+async def _pause_and_close(url: str) -> None:
+    try:
+        await pause(url, "t-1", [])
+    finally:
+        await close_backends()
 
 
 def test_short_keys_and_keys_in_config_files_are_refused(

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import reprlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -105,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     imported.add_argument("--url", help="database URL")
     imported.add_argument(
         "--overwrite", action="store_true", help="replace an unfinished run of the session"
+    )
+    imported.add_argument(
+        "--signature", help="the export signature file (default: FILE.sig, when it exists)"
+    )
+    imported.add_argument(
+        "--trust-unsigned",
+        action="store_true",
+        help="with TIMESTEP_STATE_KEY set, import content without a valid export signature "
+        "(logged)",
     )
     imported.set_defaults(handler=_state_import)
     _add_workflow_commands(commands)
@@ -220,20 +230,25 @@ async def _runs_show(args: argparse.Namespace) -> int:
 
 
 async def _state_export(args: argparse.Namespace) -> int:
-    from .state_transfer import export_state
+    from .state_transfer import export_signature, export_state
 
-    text = await export_state(
-        get_backend(args.url), args.session, to=args.to, agent_name=args.agent
-    )
+    backend = get_backend(args.url)
+    text = await export_state(backend, args.session, to=args.to, agent_name=args.agent)
     if args.output is None:
         print(text)
         return 0
-    try:
-        await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
-    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
-        raise ConfigurationError(f"Cannot write {args.output!r}: {error}.") from None
+    signature = export_signature(text, url=backend.url)
+    written = [(args.output, text + "\n")]
+    if signature is not None:
+        written.append((f"{args.output}.sig", signature + "\n"))
+    for path, content in written:
+        try:
+            await asyncio.to_thread(Path(path).write_text, content, encoding="utf-8")
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+            raise ConfigurationError(f"Cannot write {path!r}: {error}.") from None
+    signed = f" and its signature to {args.output}.sig" if signature else ""
     Console(stderr=True, highlight=False).print(
-        escape(f"Wrote the {args.to} state of session {args.session!r} to {args.output}.")
+        escape(f"Wrote the {args.to} state of session {args.session!r} to {args.output}{signed}.")
     )
     return 0
 
@@ -249,12 +264,24 @@ async def _state_import(args: argparse.Namespace) -> int:
         document = await asyncio.to_thread(path.read_text, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"Cannot read {args.file!r}: {error}.") from None
+    signature_path = Path(args.signature or f"{args.file}.sig")
+    signature = None
+    if args.signature or await asyncio.to_thread(signature_path.is_file):
+        try:
+            signature = await asyncio.to_thread(signature_path.read_text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigurationError(f"Cannot read {str(signature_path)!r}: {error}.") from None
+    if args.trust_unsigned:
+        # The warning import_state logs goes to the operator's terminal too.
+        logging.getLogger("timestep").addHandler(logging.StreamHandler(sys.stderr))
     stored = await import_state(
         get_backend(args.url),
         document,
         agent_name=args.agent,
         session_id=args.session or path.stem,
         overwrite=args.overwrite,
+        signature=signature,
+        trust_unsigned=args.trust_unsigned,
     )
     console.print(
         escape(

@@ -14,6 +14,11 @@ label, so another program holding the key (a TypeScript service, say) can sign a
 same rows. The key id is a short hash of the key, so rows signed before a key rotation are
 verified with the previous key (``TIMESTEP_STATE_PREVIOUS_KEYS``).
 
+An exported state (``timestep state export``) carries a signature of its own, in the same
+``v1:<key id>:<hex>`` form, over ``timestep-export-v1``, a newline and the state as canonical
+JSON (sorted keys, no spaces, ASCII escapes); ``state import`` checks it, so an export edited
+on the way is not signed into the database as if Timestep had written it.
+
 Example::
 
     signer = StateSigner("a-32-character-or-longer-secret-key")
@@ -25,19 +30,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
-from typing import Literal
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from .config import Settings
 from .errors import StateIntegrityError
 from .storage import StateRecord
 
-__all__ = ["StateSigner", "Verdict", "signed_message"]
+__all__ = ["StateSigner", "Verdict", "export_message", "signed_message"]
 
 Verdict = Literal["valid", "unsigned", "unknown key", "malformed", "changed"]
 """What a signature check found (:meth:`StateSigner.status`)."""
 
 _LABEL = b"timestep-run-state-v1"
+_EXPORT_LABEL = b"timestep-export-v1"
 _VERSION = "v1"
 
 
@@ -58,6 +65,13 @@ def signed_message(record: StateRecord) -> bytes:
             data = value.encode("utf-8", "surrogatepass")
             parts.append(b"%d:%s" % (len(data), data))
     return b"\n".join(parts)
+
+
+def export_message(state: Mapping[str, Any]) -> bytes:
+    """The bytes an export signature covers: a label, then ``state`` as canonical JSON
+    (sorted keys, no spaces, ASCII)."""
+    canonical = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return _EXPORT_LABEL + b"\n" + canonical.encode("ascii")
 
 
 def _key_id(key: bytes) -> str:
@@ -92,23 +106,37 @@ class StateSigner:
 
     def sign(self, record: StateRecord) -> str:
         """The signature to store with ``record``."""
-        digest = hmac.new(self._key, signed_message(record), hashlib.sha256).hexdigest()
-        return f"{_VERSION}:{self._key_id}:{digest}"
+        return self._sign(signed_message(record))
 
     def status(self, record: StateRecord) -> Verdict:
         """Whether ``record`` would pass :meth:`verify`: ``"valid"``, ``"unsigned"``,
         ``"unknown key"``, ``"malformed"`` or ``"changed"`` (for ``timestep runs show``)."""
-        signature = record.signature
+        return self._verdict(signed_message(record), record.signature)
+
+    def sign_export(self, state: Mapping[str, Any]) -> str:
+        """The signature of an exported state (``timestep state export``), over its content:
+        formatting may change on the way, a value may not."""
+        return self._sign(export_message(state))
+
+    def export_status(self, state: Mapping[str, Any], signature: str | None) -> Verdict:
+        """Whether ``signature`` is :meth:`sign_export`'s for ``state`` (see :meth:`status`)."""
+        return self._verdict(export_message(state), signature)
+
+    def _sign(self, message: bytes) -> str:
+        digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return f"{_VERSION}:{self._key_id}:{digest}"
+
+    def _verdict(self, message: bytes, signature: str | None) -> Verdict:
         if not signature:
             return "unsigned"
-        version, _, rest = signature.partition(":")
+        version, _, rest = signature.strip().partition(":")
         key_id, _, digest = rest.partition(":")
         if version != _VERSION or not digest:
             return "malformed"
         key = self._keys.get(key_id)
         if key is None:
             return "unknown key"
-        expected = hmac.new(key, signed_message(record), hashlib.sha256).hexdigest()
+        expected = hmac.new(key, message, hashlib.sha256).hexdigest()
         return "valid" if hmac.compare_digest(expected, digest) else "changed"
 
     def verify(self, record: StateRecord) -> None:

@@ -6,12 +6,22 @@
 ``RunStateStore.load()`` in Python or a TypeScript program reading the table resumes it::
 
     text = await export_state(get_backend(url), "ticket-42", to="js")
-    stored = await import_state(get_backend(url), Path("state.json").read_text())
+    signature = export_signature(text, url=url)          # None without TIMESTEP_STATE_KEY
+    stored = await import_state(get_backend(url), text, session_id="ticket-42",
+                                signature=signature)
+
+With ``TIMESTEP_STATE_KEY`` set, an export is signed over its content and an import verifies
+that signature before it signs the new row: otherwise ``export``, an edit, and ``import``
+would turn a forged approval into a validly signed row. Importing content without a valid
+export signature (edited, or exported before the key was set) is an operator's deliberate
+choice, ``trust_unsigned=True`` (``--trust-unsigned``), and is logged as a warning.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +30,7 @@ from .errors import (
     ConfigurationError,
     StateConflictError,
     StateCorruptedError,
+    StateIntegrityError,
     StateNotFoundError,
     StateTooLargeError,
 )
@@ -28,7 +39,9 @@ from .interop import describe, detect_sdk, other_sdk, portable_form, translate_r
 from .state import check_session_id
 from .storage import StateBackend, StateRecord, StateStatus, StoredState
 
-__all__ = ["export_state", "find_run", "import_state"]
+__all__ = ["export_signature", "export_state", "find_run", "import_state"]
+
+logger = logging.getLogger("timestep")
 
 
 async def find_run(
@@ -90,6 +103,17 @@ async def export_state(
     return json.dumps(state, ensure_ascii=False, indent=2)
 
 
+def export_signature(text: str, *, url: str | None = None) -> str | None:
+    """The signature of an exported ``text`` under ``TIMESTEP_STATE_KEY`` (``None`` without a
+    key). ``timestep state export -o FILE`` writes it to ``FILE.sig``.
+
+    Raises:
+        StateCorruptedError: ``text`` is not a JSON object.
+    """
+    signer = StateSigner.from_settings(load_settings(url))
+    return None if signer is None else signer.sign_export(_parse(text, "The export"))
+
+
 async def import_state(
     backend: StateBackend,
     document: str,
@@ -97,6 +121,8 @@ async def import_state(
     agent_name: str | None = None,
     session_id: str,
     overwrite: bool = False,
+    signature: str | None = None,
+    trust_unsigned: bool = False,
 ) -> StoredState:
     """Store a serialized RunState of either SDK as the run of ``agent_name`` in ``session_id``.
 
@@ -104,9 +130,14 @@ async def import_state(
     form for the other SDK. ``agent_name`` defaults to the agent whose run the state records
     (its first item's agent); pass it when the run was started by another agent. A completed run
     of the same session is replaced; a paused or running one only with ``overwrite=True``.
-    With ``TIMESTEP_STATE_KEY`` set the row is signed: importing says you trust the file.
+    With ``TIMESTEP_STATE_KEY`` set, ``document`` must come with its export ``signature``
+    (:func:`export_signature`), and the row is signed. ``trust_unsigned=True`` imports content
+    without a valid one (edited by hand, or exported before the key was set), logged as a
+    warning: the operator vouches for it.
 
     Raises:
+        StateIntegrityError: a key is set and ``signature`` is missing or does not match
+            ``document`` (and ``trust_unsigned`` is not set). Nothing is written.
         StateCorruptedError: ``document`` is not a RunState of either SDK.
         StateConflictError: the session holds a run that is not finished (use ``overwrite``).
         StateTooLargeError: ``document`` is over the state size limit.
@@ -123,6 +154,9 @@ async def import_state(
             session_id=session_id,
         )
     state = _parse(document, "The file")
+    signer = StateSigner.from_settings(settings)
+    if signer is not None:
+        _check_export(signer, state, signature, trust_unsigned, session_id)
     sdk = detect_sdk(state)
     summary = describe(state, sdk)
     name = agent_name or summary.starting_agent
@@ -147,7 +181,6 @@ async def import_state(
         portable_schema_version=portable.schema_version,
         portable_error=portable.error,
     )
-    signer = StateSigner.from_settings(settings)
     if signer is not None:
         record = replace(record, signature=signer.sign(record))
     if overwrite:
@@ -165,6 +198,49 @@ async def import_state(
                 actual_version=conflict.actual_version,
             ) from None
         return await backend.save(record, expected_version=current.version)
+
+
+def _check_export(
+    signer: StateSigner,
+    state: dict[str, Any],
+    signature: str | None,
+    trust_unsigned: bool,
+    session_id: str,
+) -> None:
+    verdict = signer.export_status(state, signature)
+    if verdict == "valid":
+        return
+    problem = {
+        "unsigned": "comes without an export signature",
+        "unknown key": "was signed with a key this process does not have",
+        "malformed": "has a malformed export signature",
+        "changed": "was changed after it was exported",
+    }[verdict]
+    if trust_unsigned:
+        # The operator vouches for this content; leave a trace of who did, and for which run.
+        logger.warning(
+            "Imported a state without a valid export signature (it %s) as session %r, on the "
+            "word of operator %r (trust_unsigned).",
+            problem,
+            session_id,
+            _operator(),
+        )
+        return
+    raise StateIntegrityError(
+        f"The file for session {session_id!r} {problem}, and TIMESTEP_STATE_KEY is set, so it "
+        "is not imported: signing it now would make any edit in it (a forged approval, say) "
+        "look like Timestep's own. Import the file `timestep state export -o FILE` wrote, "
+        "next to its FILE.sig; or, if you checked its content and vouch for it, pass "
+        "--trust-unsigned (trust_unsigned=True), which is logged.",
+        session_id=session_id,
+    )
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container, say)
+        return "unknown"
 
 
 def _parse(text: str, what: str) -> dict[str, Any]:
