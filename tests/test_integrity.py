@@ -386,3 +386,56 @@ async def test_runs_show_says_whether_the_signature_holds(
     assert (await shown())["signature"] == "changed"
     monkeypatch.delenv("TIMESTEP_STATE_KEY")
     assert (await shown())["signature"] is None  # no key here: nothing to check with
+
+
+async def test_an_approver_sees_the_signed_arguments_not_an_edited_summary(
+    sqlite_url: str, timestep_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", KEY)
+    agent = ops_agent(ask_to_delete("/srv/everything"), say("Deleted."))
+    store = RunStateStore(agent=agent, session_id="t-1", url=sqlite_url)
+    await store.save(await run_agent(agent, "clean up"))
+    # Someone with database access makes the listing column say something harmless.
+    backend = get_backend(sqlite_url)
+    assert isinstance(backend, SQLStateBackend)
+    harmless = [
+        {
+            "tool_name": "delete_file",
+            "call_id": "call-1",
+            "agent": "Ops",
+            "arguments": '{"path": "/tmp/coffee"}',
+        }
+    ]
+    async with backend.transaction() as conn:
+        await conn.execute(
+            text("UPDATE timestep_run_states SET interruptions = :summary"),
+            {"summary": json.dumps(harmless)},
+        )
+
+    def show(*flags: str) -> str:
+        command = ("-m", "timestep.cli", "runs", *flags, "--url", sqlite_url)
+        return run_python(*command, home=timestep_home).stdout
+
+    shown = json.loads(await asyncio.to_thread(show, "show", "t-1", "--json"))
+    assert shown["signature"] == "valid"
+    assert [json.loads(w["arguments"]) for w in shown["waiting_for"]] == [
+        {"path": "/srv/everything"}
+    ]
+    for screen in (
+        await asyncio.to_thread(show, "show", "t-1"),
+        await asyncio.to_thread(show, "list"),
+    ):
+        assert "/srv/everything" in screen and "coffee" not in screen
+    # The row as a web page would list it: from the verified state.
+    pending = await store.pending_approvals()
+    assert [json.loads(p["arguments"]) for p in pending] == [{"path": "/srv/everything"}]
+
+    # A changed state is not shown as something to decide on at all.
+    await edit_state_in_database(sqlite_url, "t-1")
+    shown = json.loads(await asyncio.to_thread(show, "show", "t-1", "--json"))
+    assert shown["signature"] == "changed" and shown["waiting_for"] is None
+    screen = await asyncio.to_thread(show, "show", "t-1")
+    assert "/srv/everything" not in screen.split("Conversation")[0]
+    assert "not shown" in screen
+    with pytest.raises(StateIntegrityError):
+        await store.pending_approvals()

@@ -37,6 +37,7 @@ from .errors import ConfigurationError, StateNotFoundError, StorageError, Timest
 from .integrity import StateSigner
 from .observability.cli import add_commands as add_observability_commands
 from .observability.cli import render_timeline, timeline
+from .state import pending_in
 from .storage import StateStatus, StoredState, close_backends, get_backend
 
 __all__ = ["main"]
@@ -143,8 +144,11 @@ async def _runs_list(args: argparse.Namespace) -> int:
         session_id=args.session,
         limit=args.limit,
     )
+    signer = StateSigner.from_settings(load_settings(backend.url))
+    # Rows that fail their signature list no approvals: nothing in them can be trusted.
+    trusted = {row.id: signer is None or signer.status(row) == "valid" for row in rows}
     if args.json:
-        print(json.dumps([_summary(row) for row in rows], indent=2))
+        print(json.dumps([_summary(row, trusted[row.id]) for row in rows], indent=2))
         return 0
     if not rows:
         console.print(f"No stored runs in {escape(redact_url(backend.url))}.")
@@ -158,7 +162,7 @@ async def _runs_list(args: argparse.Namespace) -> int:
             escape(row.agent_name),
             escape(row.session_id),
             _status(row.status),
-            escape(_approvals(row)),
+            escape(_approvals(row)) if trusted[row.id] else "[red]signature fails[/]",
             str(row.version),
             escape(row.sdk),
             _when(row),
@@ -187,10 +191,11 @@ async def _runs_show(args: argparse.Namespace) -> int:
         )
     steps = await timeline(args.url, row.id)
     signer = StateSigner.from_settings(load_settings(backend.url))
+    # Whether `load()` would accept the row (None: no TIMESTEP_STATE_KEY to check with).
+    verdict = signer.status(row) if signer is not None else None
     details = {
-        **_summary(row),
-        # Whether `load()` would accept the row (None: no TIMESTEP_STATE_KEY to check with).
-        "signature": signer.status(row) if signer is not None else None,
+        **_summary(row, trusted=verdict in (None, "valid")),
+        "signature": verdict,
         "items": _items(row),
         "timeline": [s.to_json() for s in steps],
     }
@@ -206,11 +211,16 @@ async def _runs_show(args: argparse.Namespace) -> int:
     meta.add_row("created", str(details["created_at"]))
     meta.add_row("updated", str(details["updated_at"]))
     console.print(meta)
-    if _pending(row):
+    if details["waiting_for"] is None:
+        console.print(
+            f"[red]Pending approvals not shown: the row's signature is {verdict}[/], so "
+            "nothing in it can be trusted, and `load()` refuses to resume it."
+        )
+    elif details["waiting_for"]:
         approvals = Table(title="Waiting for approval")
         for column in ("tool", "arguments", "agent", "call id"):
             approvals.add_column(column)
-        for pending in _pending(row):
+        for pending in details["waiting_for"]:
             approvals.add_row(
                 escape(_short(pending.get("tool_name"))),
                 escape(_short(pending.get("arguments"))),
@@ -297,7 +307,10 @@ async def _state_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(row: StoredState) -> dict[str, Any]:
+def _summary(row: StoredState, trusted: bool = True) -> dict[str, Any]:
+    """The row for ``--json``. What an approver decides on (``waiting_for``) comes from the
+    state, never from the listing column the signature does not cover; ``None`` when the row
+    is not ``trusted`` (it fails its signature check)."""
     return {
         "id": row.id,
         "agent": row.agent_name,
@@ -307,7 +320,7 @@ def _summary(row: StoredState) -> dict[str, Any]:
         "version": row.version,
         "sdk": row.sdk,
         "schema": row.schema_version,
-        "waiting_for": row.interruptions,
+        "waiting_for": _pending(row) if trusted else None,
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "updated_at": row.updated_at.isoformat() if row.updated_at else None,
     }
@@ -369,9 +382,9 @@ def _approvals(row: StoredState) -> str:
 
 
 def _pending(row: StoredState) -> list[dict[str, Any]]:
-    """The row's approval summaries; other writers (a TypeScript program) may store anything."""
-    listed = row.interruptions if isinstance(row.interruptions, list) else []
-    return [pending for pending in listed if isinstance(pending, dict)]
+    """The calls the row's state waits on, read from the state (which a signature covers),
+    not from its ``interruptions`` column (which anyone with database access may edit)."""
+    return pending_in(row) if row.status == StateStatus.INTERRUPTED else []
 
 
 def _status(status: StateStatus) -> str:

@@ -46,7 +46,7 @@ from .errors import (
     UnsupportedSchemaError,
 )
 from .integrity import StateSigner
-from .interop import JS_SDK, portable_form, translate_run
+from .interop import JS_SDK, describe, portable_form, translate_run
 from .interop import PYTHON_SDK as _PYTHON
 from .storage import (
     JSONFileBackend,
@@ -58,7 +58,7 @@ from .storage import (
 )
 from .storage import get_backend as _get_backend
 
-__all__ = ["RunStateStore"]
+__all__ = ["RunStateStore", "pending_in"]
 
 PYTHON_SDK = "python"
 _MAX_SESSION_ID = 255
@@ -269,6 +269,27 @@ class RunStateStore:
         self._version = stored.version
         attach_claim(state, _DecisionClaim(self, stored))
         return state
+
+    async def pending_approvals(self) -> list[dict[str, Any]]:
+        """The tool calls this run waits on (``tool_name``, ``call_id``, ``arguments``,
+        ``agent``), read from the stored state itself, for a page that asks people to decide.
+
+        With a signing key the row is verified first: what an approver sees is what will run,
+        never the listing column (``info().interruptions``), which the signature does not
+        cover. Empty when nothing is stored or the run is not paused.
+
+        Raises:
+            StateIntegrityError: a signing key is set and the row is unsigned or was changed.
+            StateTooLargeError: the stored state is over ``max_state_bytes`` (not parsed).
+        """
+        stored = await self.backend.load(self.agent.name, self.session_id)
+        if stored is None or stored.status != StateStatus.INTERRUPTED:
+            return []
+        self._check_size(_utf8_size(stored.state, self.max_state_bytes), "read")
+        if self._signer is not None:
+            self._signer.verify(stored)
+            self._check_identity(stored)
+        return pending_in(stored)
 
     async def clear(self) -> bool:
         """Delete the stored state; ``True`` if there was one. The next save starts afresh."""
@@ -588,6 +609,17 @@ def _parse_time(stamp: Any) -> datetime | None:
         return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
     except ValueError:
         return None
+
+
+def pending_in(stored: StoredState) -> list[dict[str, Any]]:
+    """The pending approvals recorded in ``stored``'s state (either SDK's form), not in its
+    unsigned ``interruptions`` summary; empty for a state that cannot be read."""
+    data = _parse_quietly(stored.state)
+    if not isinstance(data, dict):
+        return []
+    if stored.sdk == PYTHON_SDK:
+        return describe(data, _PYTHON).interruptions
+    return describe(data, JS_SDK).interruptions if stored.sdk == JS_SDK else []
 
 
 def _agent_graph(root: Agent[Any]) -> dict[str, Agent[Any] | None]:
