@@ -3,7 +3,7 @@
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
                                [--session PATH]
-    python workflow_process.py approve URL WFID approve|reject [--call-id ID]
+    python workflow_process.py approve URL WFID approve|reject [--call-id ID] [--by NAME]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
 ``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
@@ -93,6 +93,7 @@ async def approver(args: argparse.Namespace) -> dict[str, Any]:
             approve=args.decision == "approve",
             call_id=args.call_id,
             rejection_message=None if args.decision == "approve" else "Not allowed.",
+            by=args.by,
             url=args.url,
         )
     except TimestepError as error:
@@ -100,7 +101,13 @@ async def approver(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutdown_dbos()
         await close_backends()
-    return {"event": "decided", "call_ids": decided, "pid": os.getpid()}
+    return {
+        "event": "decided",
+        "call_ids": decided,
+        "pid": os.getpid(),
+        "decision": args.decision,
+        "by": args.by,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     decide.add_argument("workflow_id")
     decide.add_argument("decision", choices=["approve", "reject"])
     decide.add_argument("--call-id")
+    decide.add_argument("--by")
     args = parser.parse_args(argv)
     outcome = asyncio.run(worker(args) if args.command == "worker" else approver(args))
     say(**outcome)

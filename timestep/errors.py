@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from agents import RunState
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "AgentNotRegisteredError",
     "ApprovalNotPendingError",
     "ConfigurationError",
+    "DecisionConflictError",
     "DuplicateWorkflowError",
     "IncompatibleStateError",
     "InterruptionException",
@@ -43,6 +46,7 @@ __all__ = [
     "UnknownToolError",
     "UnregisteredNameError",
     "UnsupportedSchemaError",
+    "WorkflowCancelledError",
     "WorkflowConfigurationError",
     "WorkflowError",
     "WorkflowNotFoundError",
@@ -154,6 +158,44 @@ class StateConflictError(StateError):
         self.actual_version = actual_version
 
 
+class DecisionConflictError(StateConflictError):
+    """A decision on a paused run's tool call was refused: a different one was made first.
+
+    Decisions are final: the first one recorded for a call wins, and the same decision again
+    is simply acknowledged. ``call_id`` names the call, ``decision`` what the winner decided
+    (``"approved"`` or ``"rejected"``), ``decided_by`` who (``None`` when unnamed) and
+    ``decided_at`` when (UTC)::
+
+        try:
+            await approve_workflow("order-7", approve=False, by="bob")
+        except DecisionConflictError as taken:
+            print(f"{taken.call_id} was already {taken.decision} by {taken.decided_by}")
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        expected_version: int | None = None,
+        actual_version: int | None = None,
+        call_id: str | None = None,
+        decision: str | None = None,
+        decided_by: str | None = None,
+        decided_at: datetime | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            session_id=session_id,
+            expected_version=expected_version,
+            actual_version=actual_version,
+        )
+        self.call_id = call_id
+        self.decision = decision
+        self.decided_by = decided_by
+        self.decided_at = decided_at
+
+
 class InterruptionException(TimestepError):
     """Raised by ``run_agent(..., raise_on_interruption=True)`` when the run pauses.
 
@@ -208,6 +250,13 @@ class WorkflowNotFoundError(WorkflowError, LookupError):
 
 class ApprovalNotPendingError(WorkflowError):
     """The workflow is not waiting for the approval being given (or not for that call id)."""
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The durable run was cancelled; a caller awaiting its result gets this instead.
+
+    ``resume_agent_workflow(workflow_id)`` carries a cancelled run on from its last step.
+    """
 
 
 class DuplicateWorkflowError(WorkflowError):

@@ -287,7 +287,10 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
             state = result.to_state()
             await _save_state(agent, workflow_id, url, state, StateStatus.INTERRUPTED)
             decisions = await wait_for_decisions(
-                list(result.interruptions), request["approval_timeout"]
+                list(result.interruptions),
+                request["approval_timeout"],
+                workflow_id=workflow_id,
+                url=url,
             )
             approvals.extend(_apply(state, decisions, request["approval_timeout"], observer))
             await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
