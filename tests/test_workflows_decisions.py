@@ -14,10 +14,18 @@ import pytest
 from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk, parked
 
 from subprocesses import run_python
-from timestep import DecisionConflictError, StateConflictError, TimestepError
+from timestep import (
+    DecisionConflictError,
+    RunStateStore,
+    StateConflictError,
+    TimestepError,
+    run_agent,
+)
+from timestep.errors import WorkflowConfigurationError
 from timestep.workflows import (
     WorkflowSettings,
     approve_workflow,
+    queue_agent_workflow,
     register_agent,
     run_agent_workflow,
 )
@@ -158,3 +166,31 @@ async def test_the_cli_refuses_a_conflicting_decision_and_says_who_decided(
     assert "rejected by ana at" in approved.stderr and "c3" in approved.stderr
     result = await asyncio.wait_for(running, 30)
     assert result.approvals[0]["approved"] is False
+
+
+# -- a durable run and a plain paused run of the same agent ---------------------------------
+
+
+async def test_a_durable_run_never_overwrites_a_plain_paused_run_with_its_id(
+    engine: WorkflowSettings,
+) -> None:
+    recorder = Recorder()
+    assistant = register_agent(clerk(recorder, approval=True))
+    # A plain (non-durable) paused run of the same agent, session "X", saved by the core API.
+    plain = RunStateStore(agent=assistant, session_id="X", url=engine.url)
+    paused = await run_agent(assistant, "Refund 7")
+    assert paused.interruptions
+    saved = await plain.save(paused.to_state())
+    calls_before = recorder.starts("model:0")
+
+    with pytest.raises(WorkflowConfigurationError, match="'X'") as refused:
+        await asyncio.wait_for(
+            run_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id="X"), 30
+        )
+
+    assert "RunStateStore" in str(refused.value)
+    with pytest.raises(WorkflowConfigurationError, match="'X'"):
+        await queue_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id="X")
+    assert recorder.starts("model:0") == calls_before  # refused before any model call
+    kept = await plain.info()
+    assert kept is not None and kept.version == saved.version and kept.id == saved.id

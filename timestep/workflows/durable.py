@@ -69,7 +69,7 @@ from ..state import RunStateStore
 from ..storage import StateStatus, get_backend
 from .approvals import Decision, wait_for_decisions
 from .config import launched_settings
-from .handles import AgentWorkflowHandle, AgentWorkflowResult
+from .handles import AgentWorkflowHandle, AgentWorkflowResult, workflow_status
 from .registry import check_registered, get_registered_agent
 from .sessions import SessionSpec, close_session, open_session, session_spec
 
@@ -81,6 +81,7 @@ __all__ = [
     "agent_workflow",
     "build_request",
     "execute_run",
+    "refuse_foreign_state",
     "run_agent_workflow",
     "start_agent_workflow",
 ]
@@ -225,7 +226,7 @@ async def run_agent_workflow(
         WorkflowNotLaunchedError: ``ensure_dbos_launched()`` was not called.
         AgentNotRegisteredError, SessionNotDurableError, WorkflowConfigurationError: bad input.
     """
-    launched_settings("run_agent_workflow")
+    settings = launched_settings("run_agent_workflow")
     request = build_request(
         agent,
         input_items,
@@ -234,8 +235,39 @@ async def run_agent_workflow(
         context=context,
         approval_timeout=approval_timeout,
     )
+    await refuse_foreign_state(agent, workflow_id, settings.url)
     handle = await start_agent_workflow(request, workflow_id)
     return await handle.get_result()
+
+
+async def refuse_foreign_state(agent: Agent[Any], workflow_id: str | None, url: str) -> None:
+    """Refuse a new run whose id is the session id of someone else's paused run of ``agent``.
+
+    A parked durable run saves its state as (agent, session id = workflow id), replacing what
+    is there: a plain paused run saved with :class:`~timestep.RunStateStore` under that session
+    would be lost. Checked before the run starts, so no model is called; attaching to an
+    existing workflow (whose own state it is) and a completed row (which any save may
+    replace) pass. Example::
+
+        await refuse_foreign_state(assistant, "order-7", settings.url)
+
+    Raises:
+        WorkflowConfigurationError: the id is taken by a paused or running plain run.
+    """
+    if workflow_id is None or not isinstance(workflow_id, str):
+        return
+    row = await get_backend(url).load(agent.name, workflow_id)
+    if row is None or row.status == StateStatus.COMPLETED:
+        return
+    if await workflow_status(workflow_id, url=url) is not None:
+        return
+    raise WorkflowConfigurationError(
+        f"workflow_id {workflow_id!r} is the session id of a {row.status.value} run of agent "
+        f"{agent.name!r} saved with RunStateStore (not by a durable workflow); a durable run "
+        "with that id would overwrite it when it pauses. Pick another workflow_id, or finish "
+        "or clear that run first (`timestep runs list` shows it).",
+        workflow_id=workflow_id,
+    )
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)

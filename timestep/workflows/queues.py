@@ -29,7 +29,7 @@ from dbos import error as dbos_errors
 
 from ..errors import DuplicateWorkflowError, QueueNotFoundError, WorkflowConfigurationError
 from .config import forget_queue, launched_settings, mark_queue_registered
-from .durable import agent_workflow, build_request
+from .durable import agent_workflow, build_request, refuse_foreign_state
 from .handles import AgentWorkflowHandle
 
 __all__ = [
@@ -154,7 +154,7 @@ async def queue_agent_workflow(
                                             deduplication_id="user-42")
         result = await handle.get_result()
     """
-    launched_settings("queue_agent_workflow")
+    settings = launched_settings("queue_agent_workflow")
     request = build_request(
         agent,
         input_items,
@@ -194,6 +194,7 @@ async def queue_agent_workflow(
             f"workflow_id must be a non-empty string, not {workflow_id!r}."
         )
     await ensure_queue(queue)
+    await refuse_foreign_state(agent, workflow_id, settings.url)
     options = SetEnqueueOptions(
         priority=priority,
         deduplication_id=deduplication_id,
