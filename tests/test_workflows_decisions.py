@@ -168,6 +168,25 @@ async def test_the_cli_refuses_a_conflicting_decision_and_says_who_decided(
     assert result.approvals[0]["approved"] is False
 
 
+async def test_a_timeout_is_a_decision_too_for_a_queued_run(
+    sqlite_engine: WorkflowSettings,
+) -> None:
+    recorder = Recorder()
+    assistant = register_agent(clerk(recorder, approval=True))
+    handle = await queue_agent_workflow(
+        agent=assistant, input_items="Refund 7", workflow_id="d-4", approval_timeout=0.5
+    )
+
+    result = await asyncio.wait_for(handle.get_result(polling_interval_sec=0.1), 30)
+
+    assert result.workflow_id == "d-4"
+    assert result.approvals == [{"call_id": "c3", "tool_name": "refund", "approved": False}]
+    with pytest.raises(DecisionConflictError, match="rejected by timeout") as late:
+        await approve_workflow("d-4", by="ana")
+    assert late.value.decided_by == "timeout"
+    assert recorder.starts("tool:c3") == 0
+
+
 # -- a durable run and a plain paused run of the same agent ---------------------------------
 
 

@@ -2,7 +2,7 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH]
+                               [--session PATH] [--queue]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID] [--by NAME]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
@@ -33,6 +33,7 @@ from timestep.workflows import (
     configure_dbos,
     ensure_dbos_launched,
     get_agent_workflow,
+    queue_agent_workflow,
     register_agent,
     run_agent_workflow,
     shutdown_dbos,
@@ -55,7 +56,12 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     recorder.write("worker", "launched")
     say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
     try:
-        if args.start:
+        if args.start and args.queue:
+            handle = await queue_agent_workflow(
+                agent=agent, input_items="Where are orders 7 and 8?", workflow_id=args.start
+            )
+            result = await handle.get_result(polling_interval_sec=0.1)
+        elif args.start:
             session = SQLiteSession(SESSION_ID, args.session) if args.session else None
             result = await run_agent_workflow(
                 agent=agent,
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("record")
     run.add_argument("--executor-id", default="local")
     run.add_argument("--start")
+    run.add_argument("--queue", action="store_true")
     run.add_argument("--wait")
     run.add_argument("--serve-until", default="stop")
     run.add_argument("--approval", action="store_true")

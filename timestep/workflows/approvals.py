@@ -51,7 +51,7 @@ from ..errors import (
 from ..storage import SQLStateBackend, StateStatus, get_backend
 from ..storage.schema import workflow_decisions
 from .config import client_for, dbos_settings, is_launched
-from .handles import FINISHED_STATUSES, workflow_status
+from .handles import FINISHED_STATUSES, chain_tail
 
 __all__ = [
     "APPROVAL_TOPIC",
@@ -59,6 +59,7 @@ __all__ = [
     "Decision",
     "PendingApproval",
     "approve_workflow",
+    "await_decisions",
     "pending_approvals",
     "wait_for_decisions",
 ]
@@ -154,7 +155,8 @@ async def approve_workflow(
             "rejection_message goes with approve=False; it is what the model is told instead "
             "of the tool's output."
         )
-    status = await workflow_status(workflow_id, url=url)
+    # A queued run that parked waits in a workflow of its own: decide on the one carrying it.
+    status = await chain_tail(workflow_id, url=url)
     if status is None:
         raise WorkflowNotFoundError(
             f"No workflow {workflow_id!r} exists in this database; check the id (and the "
@@ -201,10 +203,10 @@ async def approve_workflow(
     # Only a wake-up: the workflow applies what is stored above, whatever this message says.
     message = {"decisions": decisions}
     if is_launched():
-        await DBOS.send_async(workflow_id, message, APPROVAL_TOPIC)
+        await DBOS.send_async(status.workflow_id, message, APPROVAL_TOPIC)
     else:
         client = await client_for(url)
-        await client.send_async(workflow_id, message, APPROVAL_TOPIC)
+        await client.send_async(status.workflow_id, message, APPROVAL_TOPIC)
     return targets
 
 
@@ -225,7 +227,22 @@ async def wait_for_decisions(
         decisions = await wait_for_decisions(list(result.interruptions), 3600.0,
                                              workflow_id="order-7", url=settings.url)
     """
-    needed = sorted({str(item.call_id) for item in interruptions if item.call_id})
+    call_ids = [str(item.call_id) for item in interruptions if item.call_id]
+    return await await_decisions(call_ids, timeout_seconds, workflow_id=workflow_id, url=url)
+
+
+async def await_decisions(
+    call_ids: list[str],
+    timeout_seconds: float | None,
+    *,
+    workflow_id: str,
+    url: str,
+) -> dict[str, Decision]:
+    """:func:`wait_for_decisions` by call ids (a waiter that holds no ``RunState``)::
+
+    decisions = await await_decisions(["call-2"], None, workflow_id="order-7", url=url)
+    """
+    needed = sorted(set(call_ids))
     deadline: float | None = None
     if timeout_seconds is not None:
         # Checkpointed, so a recovered workflow keeps the original deadline.

@@ -12,8 +12,11 @@ Example::
     result = await handle.get_result()
 
 Priorities run lowest number first; a run queued without one goes before any with one
-(DBOS's default priority 0). A run parked on an approval still counts against its queue's
-concurrency until it finishes.
+(DBOS's default priority 0).
+
+A run parked on an approval holds no slot: its queued workflow ends at the park and hands the
+run to a waiter outside the queue, which queues the rest of the run on the same queue once
+decided (see :data:`~timestep.workflows.handles.CONTINUED_IN`). Handles follow the chain.
 """
 
 from __future__ import annotations
@@ -195,6 +198,8 @@ async def queue_agent_workflow(
         )
     await ensure_queue(queue)
     await refuse_foreign_state(agent, workflow_id, settings.url)
+    # A park then ends the queued workflow (freeing its slot); the decision queues the rest.
+    request["queue"], request["priority"] = queue, priority
     options = SetEnqueueOptions(
         priority=priority,
         deduplication_id=deduplication_id,
