@@ -28,11 +28,13 @@ from timestep.workflows import (
     cancel_agent_workflow,
     create_scheduled_agent_workflow,
     delete_scheduled_agent_workflow,
+    list_agent_workflows,
     list_scheduled_agent_workflows,
     queue_agent_workflow,
     register_agent,
     register_agent_queue,
     run_agent_workflow,
+    show_agent_workflow,
     trigger_scheduled_agent_workflow,
 )
 
@@ -234,6 +236,10 @@ async def test_runs_parked_on_approval_leave_their_queue_slot_to_others(
 
     assert await asyncio.wait_for(results(quick), 30) == ["no approval needed"]
     assert await waiting[0].get_status() == "PENDING"  # still parked, as far as callers see
+    shown = await show_agent_workflow("q-1")
+    assert [p.call_id for p in shown.pending_approvals] == ["c3"]
+    parked_now = {r.workflow_id for r in await list_agent_workflows(status="PENDING")}
+    assert parked_now == {"q-1/approval-1", "q-2/approval-1"}
     for handle in waiting:
         assert await approve_workflow(handle.workflow_id, by="ana") == ["c3"]
     finished = [await asyncio.wait_for(h.get_result(polling_interval_sec=0.1), 30) for h in waiting]

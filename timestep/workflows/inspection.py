@@ -28,7 +28,7 @@ from dbos import DBOS, WorkflowStatus
 from ..errors import WorkflowConfigurationError, WorkflowNotFoundError
 from .approvals import PendingApproval, pending_approvals
 from .config import client_for, is_launched
-from .durable import WORKFLOW_NAME
+from .durable import APPROVAL_WAITER_NAME, WORKFLOW_NAME
 from .handles import FINISHED_STATUSES, AgentWorkflowHandle, chain_tail
 from .schedules import SCHEDULED_WORKFLOW_NAME
 
@@ -44,8 +44,9 @@ __all__ = [
     "show_agent_workflow",
 ]
 
-AGENT_WORKFLOW_NAMES = (WORKFLOW_NAME, SCHEDULED_WORKFLOW_NAME)
-"""The DBOS workflow names of durable agent runs (direct and queued, scheduled)."""
+AGENT_WORKFLOW_NAMES = (WORKFLOW_NAME, SCHEDULED_WORKFLOW_NAME, APPROVAL_WAITER_NAME)
+"""The DBOS workflow names of durable agent runs (direct and queued, scheduled), and of the
+approval waits of queued runs (``ID/approval-N``, parked outside their queue)."""
 
 WORKFLOW_STATUSES = (
     "ENQUEUED",
