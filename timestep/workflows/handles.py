@@ -232,12 +232,16 @@ async def workflow_status(
         status = await workflow_status("order-7")
         print(status.status if status else "no such run")
     """
+    # Without the input (the whole run request): callers poll this while a run is parked.
     if is_launched():
-        return await DBOS.get_workflow_status_async(workflow_id)
-    client = await client_for(url)
-    found = await client.list_workflows_async(
-        workflow_ids=[workflow_id], load_input=False, load_output=load_output
-    )
+        found = await DBOS.list_workflows_async(
+            workflow_ids=[workflow_id], load_input=False, load_output=load_output
+        )
+    else:
+        client = await client_for(url)
+        found = await client.list_workflows_async(
+            workflow_ids=[workflow_id], load_input=False, load_output=load_output
+        )
     return found[0] if found else None
 
 
