@@ -15,6 +15,7 @@ from workflow_support import FINAL_ANSWER, Recorder, Worker, clerk, parked
 from timestep import RunStateStore
 from timestep.errors import (
     ApprovalNotPendingError,
+    DecisionConflictError,
     WorkflowConfigurationError,
     WorkflowNotFoundError,
 )
@@ -92,7 +93,8 @@ async def test_each_interruption_can_be_decided_on_its_own(
     await asyncio.sleep(0.3)
     assert not running.done()  # still waiting for c3
     await approve_workflow("o-9", approve=False, call_id="c3")
-    await approve_workflow("o-9", approve=True, call_id="c3")  # too late: first decision wins
+    with pytest.raises(DecisionConflictError, match="c3"):  # too late: first decision wins
+        await approve_workflow("o-9", approve=True, call_id="c3")
     result = await running
 
     assert sorted((a["call_id"], a["approved"]) for a in result.approvals) == [
@@ -155,8 +157,10 @@ async def test_deciding_what_is_not_pending_is_refused_with_what_is(
 
     await approve_workflow("o-12")
     await running
-    with pytest.raises(ApprovalNotPendingError, match="finished"):
-        await approve_workflow("o-12")
+    # After the run: the same decision again is acknowledged, a different one refused.
+    assert await approve_workflow("o-12") == ["c3"]
+    with pytest.raises(DecisionConflictError, match="already approved"):
+        await approve_workflow("o-12", approve=False)
 
 
 async def test_a_run_that_never_asked_is_not_waiting(sqlite_engine: WorkflowSettings) -> None:

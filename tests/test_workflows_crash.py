@@ -159,6 +159,27 @@ def test_a_run_parked_on_approval_survives_the_worker_and_a_decision_made_while_
     assert {e["pid"] for e in events if e["label"] == "tool:c3"} == {restarted["pid"]}
 
 
+def test_a_queued_run_that_parked_is_finished_once_after_a_kill_mid_resume(
+    worker: Start, record: Path, sqlite_url: str
+) -> None:
+    # Queued, it parks outside its queue; approved, it is queued again and killed mid-refund.
+    first = worker(sqlite_url, "--start", "q-7", "--queue", "--approval", "--block", "tool:c3")
+    wait_until(lambda: bool(in_this_process(pending_approvals("q-7", url=sqlite_url))), "park")
+    assert in_this_process(approve_workflow("q-7", url=sqlite_url)) == ["c3"]
+    wait_until(blocked_at(record, "tool:c3"), "the resumed run to reach the refund")
+    first.kill()
+
+    restarted = worker(sqlite_url, "--wait", "q-7", "--approval").outcome()
+
+    assert restarted["workflow_id"] == "q-7" and restarted["final_output"] == FINAL_ANSWER
+    assert restarted["approvals"] == [{"call_id": "c3", "tool_name": "refund", "approved": True}]
+    events = read_record(record)
+    assert_each_ran_to_completion_once(events, LABELS)
+    for label in ("model:0", "guardrail", "tool:c1", "tool:c2", "model:2", "model:3"):
+        assert count(events, label, "start") == 1, label
+    assert count(events, "tool:c3", "start") == 2  # in flight at the kill: it ran again
+
+
 def in_this_process(call: Coroutine[Any, Any, T]) -> T:
     """Run ``call`` on a loop of its own, then close what it opened (pools, DBOS client)."""
 

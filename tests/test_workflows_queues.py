@@ -11,10 +11,12 @@ import pytest
 from agents import Agent, Model, ModelResponse
 from agents.testing import ScriptedModel, assistant_message
 from dbos import DBOS
+from workflow_support import FINAL_ANSWER, Recorder, clerk, parked
 
 from timestep.errors import (
     DuplicateWorkflowError,
     QueueNotFoundError,
+    WorkflowCancelledError,
     WorkflowConfigurationError,
     WorkflowNotFoundError,
     WorkflowNotLaunchedError,
@@ -22,12 +24,17 @@ from timestep.errors import (
 from timestep.workflows import (
     AgentWorkflowHandle,
     WorkflowSettings,
+    approve_workflow,
+    cancel_agent_workflow,
     create_scheduled_agent_workflow,
     delete_scheduled_agent_workflow,
+    list_agent_workflows,
     list_scheduled_agent_workflows,
     queue_agent_workflow,
     register_agent,
     register_agent_queue,
+    run_agent_workflow,
+    show_agent_workflow,
     trigger_scheduled_agent_workflow,
 )
 
@@ -204,6 +211,70 @@ async def test_a_schedule_can_be_run_now_besides_its_ticks(sqlite_engine: Workfl
 
     assert handle.workflow_id.startswith("sched-yearly-")
     assert await results(handle) == ["new year"]
+
+
+# -- parked runs ------------------------------------------------------------------------------
+
+
+async def test_runs_parked_on_approval_leave_their_queue_slot_to_others(
+    engine: WorkflowSettings,
+) -> None:
+    recorder = Recorder()
+    refunder = register_agent(clerk(recorder, approval=True))
+    echo = register_agent(Agent(name="Echo", model=EchoModel()))
+    await register_agent_queue("one", concurrency=1, polling_interval_sec=0.05)
+
+    waiting = [
+        await queue_agent_workflow(
+            agent=refunder, input_items="Refund 7", queue="one", workflow_id=f"q-{i}"
+        )
+        for i in (1, 2)
+    ]
+    for handle in waiting:
+        await parked(handle.workflow_id)  # both parked: neither holds the single slot
+    quick = await queue_agent_workflow(agent=echo, input_items="no approval needed", queue="one")
+
+    assert await asyncio.wait_for(results(quick), 30) == ["no approval needed"]
+    assert await waiting[0].get_status() == "PENDING"  # still parked, as far as callers see
+    shown = await show_agent_workflow("q-1")
+    assert [p.call_id for p in shown.pending_approvals] == ["c3"]
+    parked_now = {r.workflow_id for r in await list_agent_workflows(status="PENDING")}
+    assert parked_now == {"q-1/approval-1", "q-2/approval-1"}
+    for handle in waiting:
+        assert await approve_workflow(handle.workflow_id, by="ana") == ["c3"]
+    finished = [await asyncio.wait_for(h.get_result(polling_interval_sec=0.1), 30) for h in waiting]
+
+    assert [r.final_output for r in finished] == [FINAL_ANSWER, FINAL_ANSWER]
+    assert [r.workflow_id for r in finished] == ["q-1", "q-2"]
+    assert all(
+        r.approvals == [{"call_id": "c3", "tool_name": "refund", "approved": True}]
+        for r in finished
+    )
+    # Every step ran once: two runs, each two lookups, one refund, three model calls.
+    assert recorder.starts("tool:c3") == 2 and recorder.starts("model:0") == 2
+    assert recorder.starts("model:2") == 2 and recorder.starts("model:3") == 2
+    assert await waiting[1].get_status() == "SUCCESS"
+
+
+async def test_a_caller_awaiting_a_cancelled_run_is_told_at_once(
+    engine: WorkflowSettings,
+) -> None:
+    refunder = register_agent(clerk(Recorder(), approval=True))
+    direct = asyncio.create_task(
+        run_agent_workflow(agent=refunder, input_items="Refund 7", workflow_id="c-1")
+    )
+    queued = await queue_agent_workflow(agent=refunder, input_items="Refund 7", workflow_id="c-2")
+    await parked("c-1")
+    await parked("c-2")
+
+    assert await cancel_agent_workflow("c-1") == "CANCELLED"
+    assert await cancel_agent_workflow("c-2") == "CANCELLED"
+
+    with pytest.raises(WorkflowCancelledError, match="c-1") as cancelled:
+        await asyncio.wait_for(direct, 20)
+    assert cancelled.value.workflow_id == "c-1"
+    with pytest.raises(WorkflowCancelledError, match="c-2"):
+        await asyncio.wait_for(queued.get_result(polling_interval_sec=0.1), 20)
 
 
 # -- bad input -------------------------------------------------------------------------------

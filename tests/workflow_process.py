@@ -2,8 +2,8 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH | --timestep-session]
-    python workflow_process.py approve URL WFID approve|reject [--call-id ID]
+                               [--session PATH | --timestep-session] [--queue]
+    python workflow_process.py approve URL WFID approve|reject [--call-id ID] [--by NAME]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
 ``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
@@ -37,6 +37,7 @@ from timestep.workflows import (
     configure_dbos,
     ensure_dbos_launched,
     get_agent_workflow,
+    queue_agent_workflow,
     register_agent,
     run_agent_workflow,
     shutdown_dbos,
@@ -61,7 +62,12 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     recorder.write("worker", "launched")
     say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
     try:
-        if args.start:
+        if args.start and args.queue:
+            handle = await queue_agent_workflow(
+                agent=agent, input_items="Where are orders 7 and 8?", workflow_id=args.start
+            )
+            result = await handle.get_result(polling_interval_sec=0.1)
+        elif args.start:
             session: Session | None = None
             if args.session:
                 session = SQLiteSession(SESSION_ID, args.session)
@@ -121,6 +127,7 @@ async def approver(args: argparse.Namespace) -> dict[str, Any]:
             approve=args.decision == "approve",
             call_id=args.call_id,
             rejection_message=None if args.decision == "approve" else "Not allowed.",
+            by=args.by,
             url=args.url,
         )
     except TimestepError as error:
@@ -128,7 +135,13 @@ async def approver(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutdown_dbos()
         await close_backends()
-    return {"event": "decided", "call_ids": decided, "pid": os.getpid()}
+    return {
+        "event": "decided",
+        "call_ids": decided,
+        "pid": os.getpid(),
+        "decision": args.decision,
+        "by": args.by,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("record")
     run.add_argument("--executor-id", default="local")
     run.add_argument("--start")
+    run.add_argument("--queue", action="store_true")
     run.add_argument("--wait")
     run.add_argument("--serve-until", default="stop")
     run.add_argument("--approval", action="store_true")
@@ -151,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     decide.add_argument("workflow_id")
     decide.add_argument("decision", choices=["approve", "reject"])
     decide.add_argument("--call-id")
+    decide.add_argument("--by")
     args = parser.parse_args(argv)
     outcome = asyncio.run(worker(args) if args.command == "worker" else approver(args))
     say(**outcome)

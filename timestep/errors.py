@@ -46,6 +46,7 @@ __all__ = [
     "UnknownToolError",
     "UnregisteredNameError",
     "UnsupportedSchemaError",
+    "WorkflowCancelledError",
     "WorkflowConfigurationError",
     "WorkflowError",
     "WorkflowNotFoundError",
@@ -158,11 +159,14 @@ class StateConflictError(StateError):
 
 
 class DecisionConflictError(StateConflictError):
-    """Someone else decided this tool call first; nothing of this decider's ran.
+    """A decision on a paused run's tool call was refused: a different one was made first.
 
-    ``call_id`` names the call, ``decision`` what the winner decided (``"approved"`` or
-    ``"rejected"``), ``decided_by`` who (when known) and ``decided_at`` when. Load the run
-    again to see where it stands::
+    Decisions are final: the first one claimed for a call wins. ``call_id`` names the call,
+    ``decision`` what the winner decided (``"approved"`` or ``"rejected"``), ``decided_by``
+    who (``None`` when unnamed) and ``decided_at`` when (UTC). Raised by ``run_agent`` on a
+    state loaded from a :class:`~timestep.RunStateStore` that another decider claimed first
+    (nothing of this decider's ran), and by ``approve_workflow`` for a different decision
+    (the same one again is simply acknowledged)::
 
         try:
             result = await run_agent(agent, state)
@@ -248,6 +252,13 @@ class WorkflowNotFoundError(WorkflowError, LookupError):
 
 class ApprovalNotPendingError(WorkflowError):
     """The workflow is not waiting for the approval being given (or not for that call id)."""
+
+
+class WorkflowCancelledError(WorkflowError):
+    """The durable run was cancelled; a caller awaiting its result gets this instead.
+
+    ``resume_agent_workflow(workflow_id)`` carries a cancelled run on from its last step.
+    """
 
 
 class DuplicateWorkflowError(WorkflowError):

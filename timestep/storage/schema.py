@@ -50,6 +50,7 @@ __all__ = [
     "sessions",
     "spans",
     "traces",
+    "workflow_decisions",
 ]
 
 Migration = Callable[[Connection], None]
@@ -309,12 +310,37 @@ def _create_traces(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _workflow_decisions_v1(target: MetaData) -> Table:
+    # One row per decided tool call of a durable run (timestep.workflows.approvals). The key
+    # makes the first decision final: a later one is inserted with ON CONFLICT DO NOTHING and
+    # read back, so concurrent deciders agree on one winner.
+    return Table(
+        "timestep_workflow_decisions",
+        target,
+        Column("workflow_id", String(255), nullable=False),
+        Column("call_id", String(255), nullable=False),
+        Column("decision", String(16), nullable=False),
+        Column("rejection_message", Text),
+        Column("decided_by", String(255)),
+        Column("decided_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("workflow_id", "call_id", name="pk_timestep_workflow_decisions"),
+    )
+
+
+workflow_decisions = _workflow_decisions_v1(metadata)
+
+
+def _create_workflow_decisions(conn: Connection) -> None:
+    _workflow_decisions_v1(MetaData()).create(conn)
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
     "run_states": [_create_run_states, _add_portable_state, _add_signature],
     "sessions": [_create_sessions, _add_append_keys],
     "agents": [_create_agents],
     "traces": [_create_traces],
+    "workflow_decisions": [_create_workflow_decisions],
 }
 
 # Any constant works; it only has to be the same for every Timestep process.

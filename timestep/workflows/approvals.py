@@ -4,8 +4,16 @@ When a tool call needs approval, the workflow saves its ``RunState`` with the co
 :class:`~timestep.RunStateStore` (status ``interrupted``, session id = workflow id, so
 ``timestep runs list`` shows it) and then waits on a DBOS message topic. The wait itself is
 durable: if the worker dies, the workflow is recovered at its next launch, replays its
-checkpointed steps and waits again (for what remains of any timeout). A decision is a DBOS
-message, so it can come from any process on the same database, before or after a restart.
+checkpointed steps and waits again (for what remains of any timeout).
+
+A decision is recorded first, in the ``timestep_workflow_decisions`` table, keyed by workflow
+and tool call: the insert does nothing when the call already has a decision, and the decider
+reads back what is stored. So the first decision wins, however many processes decide at once;
+a later *different* one is refused with :class:`~timestep.DecisionConflictError` (naming who
+decided what, and when), and the same one again is acknowledged. A DBOS message then wakes the
+workflow, which applies the stored decisions, never a message's: decisions can come from any
+process on the same database, before or after a restart, and a lost wake-up is made good by
+deciding again (the same way).
 
 Example::
 
@@ -16,28 +24,42 @@ Example::
                            rejection_message="Not on a Friday.")          # just one
 
 Decisions name the tool call they answer, so a duplicate click never approves a *later*
-interruption of the same run; the first decision per call wins.
+interruption of the same run.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from agents import ToolApprovalItem
 from dbos import DBOS
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import ApprovalNotPendingError, WorkflowConfigurationError, WorkflowNotFoundError
-from ..storage import StateStatus, get_backend
+from ..errors import (
+    ApprovalNotPendingError,
+    DecisionConflictError,
+    StorageError,
+    WorkflowConfigurationError,
+    WorkflowNotFoundError,
+)
+from ..storage import SQLStateBackend, StateStatus, get_backend
+from ..storage.schema import workflow_decisions
 from .config import client_for, dbos_settings, is_launched
-from .handles import FINISHED_STATUSES, workflow_status
+from .handles import FINISHED_STATUSES, chain_tail
 
 __all__ = [
     "APPROVAL_TOPIC",
+    "TIMEOUT_DECIDER",
     "Decision",
     "PendingApproval",
     "approve_workflow",
+    "await_decisions",
     "pending_approvals",
     "wait_for_decisions",
 ]
@@ -54,13 +76,15 @@ class Decision(TypedDict):
 
     Decision(call_id="call-2", approve=False, rejection_message="Not on a Friday.", by="ana")
 
-    ``by`` names who decided, for the run's timeline (``timestep runs show``).
+    ``by`` names who decided, for the run's timeline (``timestep runs show``); ``at`` is
+    when the decision was recorded (UTC, ISO 8601), when known.
     """
 
     call_id: str
     approve: bool
     rejection_message: str | None
     by: NotRequired[str | None]
+    at: NotRequired[str | None]
 
 
 @dataclass(frozen=True)
@@ -131,66 +155,106 @@ async def approve_workflow(
             "rejection_message goes with approve=False; it is what the model is told instead "
             "of the tool's output."
         )
-    status = await workflow_status(workflow_id, url=url)
+    # A queued run that parked waits in a workflow of its own: decide on the one carrying it.
+    status = await chain_tail(workflow_id, url=url)
     if status is None:
         raise WorkflowNotFoundError(
             f"No workflow {workflow_id!r} exists in this database; check the id (and the "
             "database URL).",
             workflow_id=workflow_id,
         )
-    if status.status in FINISHED_STATUSES:
-        raise ApprovalNotPendingError(
-            f"Workflow {workflow_id!r} has finished (status {status.status}); there is nothing "
-            "left to approve.",
-            workflow_id=workflow_id,
-        )
-    pending = await pending_approvals(workflow_id, url=url)
-    if not pending:
-        raise ApprovalNotPendingError(
-            f"Workflow {workflow_id!r} is not waiting for approval (status {status.status}). "
-            "Wait until pending_approvals() lists what it needs, then decide.",
-            workflow_id=workflow_id,
-        )
-    targets = [p for p in pending if call_id is None or p.call_id == call_id]
+    finished = status.status in FINISHED_STATUSES
+    pending = [] if finished else await pending_approvals(workflow_id, url=url)
+    targets = [p.call_id for p in pending if call_id is None or p.call_id == call_id]
+    backend = _sql_backend(url)
     if not targets:
+        # Nothing of this waits (any more): a decision already recorded still answers, so a
+        # repeat is acknowledged and a different one refused, however late it comes.
+        stored = await _stored_decisions(
+            backend, workflow_id, None if call_id is None else [call_id]
+        )
+        if stored:
+            _refuse_if_different(workflow_id, stored.values(), approve)
+            return list(stored)
+        if finished:
+            raise ApprovalNotPendingError(
+                f"Workflow {workflow_id!r} has finished (status {status.status}); there is "
+                "nothing left to approve.",
+                workflow_id=workflow_id,
+            )
+        if not pending:
+            raise ApprovalNotPendingError(
+                f"Workflow {workflow_id!r} is not waiting for approval (status "
+                f"{status.status}). Wait until pending_approvals() lists what it needs, then "
+                "decide.",
+                workflow_id=workflow_id,
+            )
         listed = ", ".join(f"{p.call_id} ({p.tool_name})" for p in pending)
         raise ApprovalNotPendingError(
             f"Workflow {workflow_id!r} does not wait for call id {call_id!r}; it waits for: "
             f"{listed}.",
             workflow_id=workflow_id,
         )
-    message = {
-        "decisions": [
-            Decision(call_id=p.call_id, approve=approve, rejection_message=rejection_message, by=by)
-            for p in targets
-        ]
-    }
+    decisions = [
+        Decision(call_id=target, approve=approve, rejection_message=rejection_message, by=by)
+        for target in targets
+    ]
+    await _record_decisions(backend, workflow_id, decisions, refuse_different=True)
+    # Only a wake-up: the workflow applies what is stored above, whatever this message says.
+    message = {"decisions": decisions}
     if is_launched():
-        await DBOS.send_async(workflow_id, message, APPROVAL_TOPIC)
+        await DBOS.send_async(status.workflow_id, message, APPROVAL_TOPIC)
     else:
         client = await client_for(url)
-        await client.send_async(workflow_id, message, APPROVAL_TOPIC)
-    return [p.call_id for p in targets]
+        await client.send_async(status.workflow_id, message, APPROVAL_TOPIC)
+    return targets
 
 
 async def wait_for_decisions(
-    interruptions: list[ToolApprovalItem], timeout_seconds: float | None
+    interruptions: list[ToolApprovalItem],
+    timeout_seconds: float | None,
+    *,
+    workflow_id: str,
+    url: str,
 ) -> dict[str, Decision]:
-    """Inside a workflow: wait durably until each interruption has a decision.
+    """Inside a workflow: wait durably until each interruption has a stored decision.
 
-    Returns decisions by call id; with ``timeout_seconds`` (measured from the first wait,
-    across restarts) undecided calls are missing from the result. Example::
+    Returns the decisions by call id, as recorded (the first for each call). With
+    ``timeout_seconds`` (measured from the first wait, across restarts) the calls still
+    undecided when time is up are recorded as rejected by ``"timeout"``, unless a human
+    decision lands first. Example::
 
-        decisions = await wait_for_decisions(list(result.interruptions), 3600.0)
+        decisions = await wait_for_decisions(list(result.interruptions), 3600.0,
+                                             workflow_id="order-7", url=settings.url)
     """
-    needed = {str(item.call_id) for item in interruptions if item.call_id}
-    decided: dict[str, Decision] = {}
+    call_ids = [str(item.call_id) for item in interruptions if item.call_id]
+    return await await_decisions(call_ids, timeout_seconds, workflow_id=workflow_id, url=url)
+
+
+async def await_decisions(
+    call_ids: list[str],
+    timeout_seconds: float | None,
+    *,
+    workflow_id: str,
+    url: str,
+) -> dict[str, Decision]:
+    """:func:`wait_for_decisions` by call ids (a waiter that holds no ``RunState``)::
+
+    decisions = await await_decisions(["call-2"], None, workflow_id="order-7", url=url)
+    """
+    needed = sorted(set(call_ids))
     deadline: float | None = None
     if timeout_seconds is not None:
         # Checkpointed, so a recovered workflow keeps the original deadline.
         deadline = await DBOS.run_step_async({"name": "timestep.approval.deadline"}, _now)
         deadline += timeout_seconds
-    while not needed <= decided.keys():
+    while True:
+        # A step, so a replay sees what this execution saw.
+        decided: dict[str, Decision] = await DBOS.run_step_async(
+            {"name": "timestep.approval.read"}, _read_decisions, url, workflow_id, needed
+        )
+        if set(needed) <= decided.keys():
+            return decided
         wait = _WAIT_CHUNK_SECONDS
         if deadline is not None:
             # Whether time is up must be a checkpoint too: a replay has to take the same branch.
@@ -198,30 +262,159 @@ async def wait_for_decisions(
                 {"name": "timestep.approval.clock"}, _now
             )
             if remaining <= 0:
-                break
-            wait = min(wait, remaining)
-        message = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=wait)
-        for decision in _decisions(message):
-            if decision["call_id"] in needed:
-                decided.setdefault(decision["call_id"], decision)
-    return decided
-
-
-def _decisions(message: Any) -> list[Decision]:
-    if not isinstance(message, dict):
-        return []
-    found: list[Decision] = []
-    for raw in message.get("decisions") or []:
-        if isinstance(raw, dict) and isinstance(raw.get("call_id"), str):
-            found.append(
-                Decision(
-                    call_id=raw["call_id"],
-                    approve=bool(raw.get("approve")),
-                    rejection_message=raw.get("rejection_message"),
-                    by=raw.get("by") if isinstance(raw.get("by"), str) else None,
+                late = [call for call in needed if call not in decided]
+                recorded: dict[str, Decision] = await DBOS.run_step_async(
+                    {"name": "timestep.approval.timeout"},
+                    _record_timeouts,
+                    url,
+                    workflow_id,
+                    late,
+                    timeout_seconds,
                 )
+                return {**decided, **recorded}
+            wait = min(wait, remaining)
+        await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=wait)
+
+
+async def _read_decisions(url: str, workflow_id: str, call_ids: list[str]) -> dict[str, Decision]:
+    return await _stored_decisions(_sql_backend(url), workflow_id, call_ids)
+
+
+async def _record_timeouts(
+    url: str, workflow_id: str, call_ids: list[str], timeout_seconds: float | None
+) -> dict[str, Decision]:
+    waited = f"within {timeout_seconds:g} seconds" if timeout_seconds is not None else "in time"
+    timeouts = [
+        Decision(
+            call_id=call,
+            approve=False,
+            rejection_message=f"No approval decision arrived {waited}.",
+            by=TIMEOUT_DECIDER,
+        )
+        for call in call_ids
+    ]
+    # A human decision that landed just before this one wins, as any first decision does.
+    return await _record_decisions(_sql_backend(url), workflow_id, timeouts)
+
+
+TIMEOUT_DECIDER = "timeout"
+"""The ``decided_by`` of the rejections an ``approval_timeout`` records."""
+
+
+def _sql_backend(url: str | None) -> SQLStateBackend:
+    backend = get_backend(url or _default_url())
+    if not isinstance(backend, SQLStateBackend):
+        raise StorageError(
+            f"Durable workflows record approval decisions in PostgreSQL or SQLite; {backend!r} "
+            "is a plugin backend. Use the workflow database's postgresql:// or sqlite:/// URL."
+        )
+    return backend
+
+
+async def _record_decisions(
+    backend: SQLStateBackend,
+    workflow_id: str,
+    decisions: list[Decision],
+    *,
+    refuse_different: bool = False,
+) -> dict[str, Decision]:
+    """Record each decision unless its call has one already; return what is stored.
+
+    One transaction: every insert does nothing on a call already decided, and the rows are
+    read back. With ``refuse_different`` a stored decision that differs from the one given
+    raises :class:`DecisionConflictError` and rolls back the whole batch, so a decision is
+    recorded for all of its calls or for none.
+    """
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = [
+        {
+            "workflow_id": workflow_id,
+            "call_id": decision["call_id"],
+            "decision": "approved" if decision["approve"] else "rejected",
+            "rejection_message": None if decision["approve"] else decision["rejection_message"],
+            "decided_by": decision.get("by"),
+            "decided_at": now,
+        }
+        # Sorted, so concurrent batches lock the same keys in the same order (no deadlock).
+        for decision in sorted(decisions, key=lambda d: d["call_id"])
+    ]
+    if not rows:
+        return {}
+    async with backend.transaction() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        await conn.execute(dialect.insert(workflow_decisions).on_conflict_do_nothing(), rows)
+        stored = await _select_decisions(conn, workflow_id, [str(row["call_id"]) for row in rows])
+        if refuse_different:
+            wanted = {d["call_id"]: d["approve"] for d in decisions}
+            _refuse_if_different(
+                workflow_id,
+                [d for d in stored.values() if d["approve"] != wanted[d["call_id"]]],
+                None,
             )
-    return found
+    return stored
+
+
+async def _stored_decisions(
+    backend: SQLStateBackend, workflow_id: str, call_ids: list[str] | None
+) -> dict[str, Decision]:
+    async with backend.transaction() as conn:
+        return await _select_decisions(conn, workflow_id, call_ids)
+
+
+async def _select_decisions(
+    conn: AsyncConnection, workflow_id: str, call_ids: list[str] | None
+) -> dict[str, Decision]:
+    table = workflow_decisions
+    query = select(table).where(table.c.workflow_id == workflow_id)
+    if call_ids is not None:
+        query = query.where(table.c.call_id.in_(call_ids))
+    rows = (await conn.execute(query.order_by(table.c.decided_at, table.c.call_id))).all()
+    return {
+        row.call_id: Decision(
+            call_id=row.call_id,
+            approve=row.decision == "approved",
+            rejection_message=row.rejection_message,
+            by=row.decided_by,
+            at=_utc(row.decided_at).isoformat(),
+        )
+        for row in rows
+    }
+
+
+def _refuse_if_different(
+    workflow_id: str, stored: Iterable[Decision], approve: bool | None
+) -> None:
+    """Raise DecisionConflictError for the first stored decision unlike ``approve``.
+
+    ``approve=None``: every decision given differs (the caller filtered them).
+    """
+    for decision in stored:
+        if approve is not None and decision["approve"] == approve:
+            continue
+        verdict = "approved" if decision["approve"] else "rejected"
+        by = decision.get("by")
+        at = decision.get("at")
+        when = datetime.fromisoformat(at) if at else None
+        who = f"by {by}" if by else "by an unnamed decider"
+        stamp = f" at {when:%Y-%m-%d %H:%M:%S} UTC" if when else ""
+        asked = "rejection" if decision["approve"] else "approval"
+        raise DecisionConflictError(
+            f"Tool call {decision['call_id']} of workflow {workflow_id!r} was already "
+            f"{verdict} {who}{stamp}; the first decision is final, so this {asked} was not "
+            "recorded. Repeating the same decision is fine; a run that must go the other way "
+            "needs a new run.",
+            session_id=workflow_id,
+            call_id=decision["call_id"],
+            decision=verdict,
+            decided_by=by,
+            decided_at=when,
+        )
+
+
+def _utc(value: datetime | str) -> datetime:
+    # SQLite hands back text or naive datetimes; decisions are written in UTC.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _now() -> float:

@@ -64,7 +64,7 @@ __all__ = [
     "system_database_url",
 ]
 
-DEFAULT_APPLICATION_VERSION = "timestep-workflows-1"
+DEFAULT_APPLICATION_VERSION = "timestep-workflows-2"
 """The pinned DBOS application version; bump only when the durable run's steps change shape."""
 
 DEFAULT_EXECUTOR_ID = "local"

@@ -40,7 +40,7 @@ import pickle
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypedDict, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 from agents import (
     Agent,
@@ -59,7 +59,7 @@ from agents import (
 from agents.memory import Session
 from agents.tool import FunctionTool, Tool
 from agents.tool_context import ToolContext
-from dbos import DBOS, SetWorkflowID, StepOptions, StepReservation
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, StepOptions, StepReservation
 
 from ..errors import StorageUnavailableError, WorkflowConfigurationError, WorkflowRunError
 from ..observability.install import configure_tracing
@@ -67,9 +67,9 @@ from ..observability.observer import RunObserver
 from ..run import default_model_provider
 from ..state import RunStateStore
 from ..storage import StateStatus, get_backend
-from .approvals import Decision, wait_for_decisions
+from .approvals import Decision, await_decisions, wait_for_decisions
 from .config import launched_settings
-from .handles import AgentWorkflowHandle, AgentWorkflowResult
+from .handles import CONTINUED_IN, AgentWorkflowHandle, AgentWorkflowResult, workflow_status
 from .registry import check_registered, get_registered_agent
 from .sessions import (
     SessionSpec,
@@ -81,19 +81,25 @@ from .sessions import (
 )
 
 __all__ = [
+    "APPROVAL_WAITER_NAME",
     "WORKFLOW_NAME",
     "DurableModel",
     "DurableModelProvider",
+    "Resume",
     "RunRequest",
     "agent_workflow",
     "build_request",
     "execute_run",
+    "refuse_foreign_state",
     "run_agent_workflow",
     "start_agent_workflow",
 ]
 
 WORKFLOW_NAME = "timestep.agent_run"
 """The DBOS name of the durable run workflow (stable across refactors: recovery finds it by it)."""
+
+APPROVAL_WAITER_NAME = "timestep.agent_run.approval"
+"""The DBOS name of the workflow a queued run waits for approval in, outside its queue."""
 
 R = TypeVar("R")
 
@@ -116,6 +122,29 @@ class RunRequest(TypedDict):
     max_turns: int | None
     context: Any
     approval_timeout: float | None
+    queue: NotRequired[str | None]
+    """Set for queued runs: a park then hands the run on instead of waiting in its slot."""
+    priority: NotRequired[int | None]
+    resume: NotRequired[Resume]
+    """Set for the waiter and the continuation of a queued run that parked."""
+
+
+class Resume(TypedDict):
+    """Where a queued run that parked stands, handed from workflow to workflow.
+
+    ``run_id`` is the run's own workflow id (its run state's session id, the id callers use),
+    ``round`` counts its parks, ``state`` is the paused ``RunState`` (``to_json()``),
+    ``decisions`` are filled in by the waiter, and ``history_length`` / ``approvals`` carry
+    what the final result needs from earlier workflows of the run.
+    """
+
+    run_id: str
+    round: int
+    state: dict[str, Any]
+    call_ids: list[str]
+    decisions: dict[str, Decision]
+    history_length: int
+    approvals: list[dict[str, Any]]
 
 
 def build_request(
@@ -232,7 +261,7 @@ async def run_agent_workflow(
         WorkflowNotLaunchedError: ``ensure_dbos_launched()`` was not called.
         AgentNotRegisteredError, SessionNotDurableError, WorkflowConfigurationError: bad input.
     """
-    launched_settings("run_agent_workflow")
+    settings = launched_settings("run_agent_workflow")
     request = build_request(
         agent,
         input_items,
@@ -241,8 +270,39 @@ async def run_agent_workflow(
         context=context,
         approval_timeout=approval_timeout,
     )
+    await refuse_foreign_state(agent, workflow_id, settings.url)
     handle = await start_agent_workflow(request, workflow_id)
     return await handle.get_result()
+
+
+async def refuse_foreign_state(agent: Agent[Any], workflow_id: str | None, url: str) -> None:
+    """Refuse a new run whose id is the session id of someone else's paused run of ``agent``.
+
+    A parked durable run saves its state as (agent, session id = workflow id), replacing what
+    is there: a plain paused run saved with :class:`~timestep.RunStateStore` under that session
+    would be lost. Checked before the run starts, so no model is called; attaching to an
+    existing workflow (whose own state it is) and a completed row (which any save may
+    replace) pass. Example::
+
+        await refuse_foreign_state(assistant, "order-7", settings.url)
+
+    Raises:
+        WorkflowConfigurationError: the id is taken by a paused or running plain run.
+    """
+    if workflow_id is None or not isinstance(workflow_id, str):
+        return
+    row = await get_backend(url).load(agent.name, workflow_id)
+    if row is None or row.status == StateStatus.COMPLETED:
+        return
+    if await workflow_status(workflow_id, url=url) is not None:
+        return
+    raise WorkflowConfigurationError(
+        f"workflow_id {workflow_id!r} is the session id of a {row.status.value} run of agent "
+        f"{agent.name!r} saved with RunStateStore (not by a durable workflow); a durable run "
+        "with that id would overwrite it when it pauses. Pick another workflow_id, or finish "
+        "or clear that run first (`timestep runs list` shows it).",
+        workflow_id=workflow_id,
+    )
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
@@ -264,7 +324,9 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
         async def my_run(request: RunRequest) -> dict[str, Any]:
             return await execute_run(request)
     """
-    workflow_id = str(DBOS.workflow_id)
+    resume = request.get("resume")
+    # A continuation works for the run it continues: same state row, decisions and result id.
+    workflow_id = resume["run_id"] if resume is not None else str(DBOS.workflow_id)
     agent = get_registered_agent(request["agent"], workflow_id=workflow_id)
     settings = launched_settings("A durable run")
     url = settings.url
@@ -277,24 +339,59 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
         **tracing.run_config_options(agent.name, None),
     )
     spec = request["session"]
-    history: list[Any] = []
-    if spec is not None:
-        history = await DBOS.run_step_async(
-            {"name": "timestep.session.load"}, _through_outages, _load_history, spec, workflow_id
-        )
     options: dict[str, Any] = {"run_config": run_config, "context": request["context"]}
     if request["max_turns"] is not None:
         options["max_turns"] = request["max_turns"]
-    approvals: list[dict[str, Any]] = []
     observer = RunObserver(tracing.records(run_config), run_config, options)
     try:
-        result = await Runner.run(root, [*history, *request["input"]], **options)
+        if resume is None:
+            history: list[Any] = []
+            if spec is not None:
+                history = await DBOS.run_step_async(
+                    {"name": "timestep.session.load"},
+                    _through_outages,
+                    _load_history,
+                    spec,
+                    workflow_id,
+                )
+            history_length, approvals, rounds = len(history), [], 0
+            result = await Runner.run(root, [*history, *request["input"]], **options)
+        else:
+            history_length, rounds = resume["history_length"], resume["round"]
+            approvals = list(resume["approvals"])
+            state = await _paused_state(root, resume["state"], request["context"])
+            # The approved calls run first, concurrently: number their steps in a fixed order.
+            run.reserve_calls(resume["call_ids"])
+            approvals.extend(
+                _apply(state, resume["decisions"], request["approval_timeout"], observer)
+            )
+            await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
+            options.pop("context", None)  # the state carries it from here on
+            result = await Runner.run(root, state, **options)
         observer.finished(result)
         while result.interruptions:
             state = result.to_state()
             await _save_state(agent, workflow_id, url, state, StateStatus.INTERRUPTED)
+            rounds += 1
+            if request.get("queue"):
+                # Waiting here would hold a queue slot for as long as the approval takes.
+                return await _hand_off(
+                    request,
+                    Resume(
+                        run_id=workflow_id,
+                        round=rounds,
+                        state=state.to_json(),
+                        call_ids=[str(i.call_id) for i in result.interruptions if i.call_id],
+                        decisions={},
+                        history_length=history_length,
+                        approvals=approvals,
+                    ),
+                )
             decisions = await wait_for_decisions(
-                list(result.interruptions), request["approval_timeout"]
+                list(result.interruptions),
+                request["approval_timeout"],
+                workflow_id=workflow_id,
+                url=url,
             )
             approvals.extend(_apply(state, decisions, request["approval_timeout"], observer))
             await _save_state(agent, workflow_id, url, state, StateStatus.RUNNING)
@@ -307,7 +404,7 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
             raise
         raise storable from error
     _check_storable_output(result.final_output, workflow_id)
-    new_items = result.to_input_list()[len(history) :]
+    new_items = result.to_input_list()[history_length:]
     if spec is not None:
         await DBOS.run_step_async(
             {"name": "timestep.session.save"},
@@ -330,6 +427,50 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
         "session_id": spec["session_id"] if spec is not None else None,
         "approvals": approvals,
     }
+
+
+async def _hand_off(request: RunRequest, resume: Resume) -> dict[str, Any]:
+    """End a queued run's workflow at a park: a waiter outside the queue takes it on.
+
+    Starting the waiter is a checkpoint of this workflow, so a replay finds the same waiter
+    instead of starting another; the waiter's id is derived from the run's id and round.
+    """
+    waiter_id = f"{resume['run_id']}/approval-{resume['round']}"
+    with SetWorkflowID(waiter_id):
+        await DBOS.start_workflow_async(approval_waiter, {**request, "resume": resume})
+    return {"workflow_id": resume["run_id"], CONTINUED_IN: waiter_id}
+
+
+@DBOS.workflow(name=APPROVAL_WAITER_NAME)
+async def approval_waiter(request: RunRequest) -> dict[str, Any]:
+    """The park of a queued run, outside any queue: wait for the decisions, then queue the
+    run's continuation on its queue again (it starts when a slot is free)::
+
+        {"workflow_id": "order-7", "continued_in": "order-7/resume-1"}
+    """
+    resume = request["resume"]
+    settings = launched_settings("A durable approval wait")
+    decisions = await await_decisions(
+        resume["call_ids"],
+        request["approval_timeout"],
+        workflow_id=resume["run_id"],
+        url=settings.url,
+    )
+    queue = str(request.get("queue"))
+    continuation_id = f"{resume['run_id']}/resume-{resume['round']}"
+    continued: RunRequest = {**request, "resume": {**resume, "decisions": decisions}}
+    with SetWorkflowID(continuation_id), SetEnqueueOptions(priority=request.get("priority")):
+        await DBOS.enqueue_workflow_async(queue, agent_workflow, continued)
+    return {"workflow_id": resume["run_id"], CONTINUED_IN: continuation_id}
+
+
+async def _paused_state(
+    root: Agent[Any], serialized: dict[str, Any], context: Any
+) -> RunState[Any, Any]:
+    # A mapping context travels inside the state (with what tools changed in it); any other
+    # context is the run's original object, which the state cannot carry.
+    override = None if context is None or isinstance(context, dict) else context
+    return await RunState.from_json(root, serialized, context_override=override)
 
 
 class _DurableRun:
@@ -358,6 +499,11 @@ class _DurableRun:
         for agent in fresh:
             self.clones[id(agent)].handoffs = [self._handoff(h) for h in agent.handoffs]
         return self.clones[id(root)]
+
+    def reserve_calls(self, call_ids: list[str]) -> None:
+        """Reserve a step id per call id, in the given order (approved calls resuming)."""
+        for call_id in call_ids:
+            self.reservations[call_id] = DBOS.reserve_step()
 
     def reserve_tool_steps(self, response: ModelResponse) -> None:
         """Reserve a step id per function call of ``response``, in the response's order."""

@@ -18,17 +18,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbos import DBOS, WorkflowHandleAsync, WorkflowStatus
+from dbos import error as dbos_errors
 
-from ..errors import WorkflowNotFoundError
+from ..errors import WorkflowCancelledError, WorkflowNotFoundError
 from .config import client_for, is_launched
 
 __all__ = [
+    "CONTINUED_IN",
     "FINISHED_STATUSES",
     "AgentWorkflowHandle",
     "AgentWorkflowResult",
+    "chain_tail",
     "get_agent_workflow",
     "workflow_status",
 ]
+
+CONTINUED_IN = "continued_in"
+"""The result key of a queued run's workflow that parked: the id of the workflow carrying it on.
+
+A queued run that parks for approval ends its queued workflow (freeing its queue slot) with
+``{"workflow_id": ..., "continued_in": "<id>/approval-1"}``; that waiter, once decided, ends
+with ``continued_in`` naming the continuation it queued. Handles, approvals and cancel follow
+the chain, so callers only ever use the run's own id.
+"""
+
+_CANCEL_WATCH_SECONDS = 1.0
+# How often a caller awaiting a run in this process checks whether it was cancelled: DBOS
+# does not interrupt a wait in progress, so the run's own task may never end.
 
 FINISHED_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 """DBOS statuses after which a workflow never runs again by itself."""
@@ -98,21 +114,64 @@ class AgentWorkflowHandle:
     async def get_result(self, *, polling_interval_sec: float = 0.5) -> AgentWorkflowResult:
         """Wait for the run to finish and return its result: ``await handle.get_result()``.
 
-        Raises whatever the run raised (a :class:`~timestep.WorkflowRunError` for SDK errors
-        that cannot be stored as they are).
+        Follows a queued run through its approval waits to the workflow that finishes it.
+
+        Raises:
+            WorkflowCancelledError: the run was cancelled (raised as soon as it is, even while
+                the run is parked).
+            Whatever the run raised (a :class:`~timestep.WorkflowRunError` for SDK errors that
+            cannot be stored as they are).
         """
-        payload: Any
-        handle: WorkflowHandleAsync[Any]
-        if self._result is not None:
-            payload = await self._result()
-        elif is_launched():
-            handle = await DBOS.retrieve_workflow_async(self.workflow_id, existing_workflow=False)
-            payload = await handle.get_result(polling_interval_sec=polling_interval_sec)
-        else:
-            client = await client_for(self._url)
-            handle = await client.retrieve_workflow_async(self.workflow_id)
-            payload = await handle.get_result(polling_interval_sec=polling_interval_sec)
+        current = self.workflow_id
+        payload = await self._one_result(current, polling_interval_sec, local=True)
+        while isinstance(payload, dict) and payload.get(CONTINUED_IN):
+            current = str(payload[CONTINUED_IN])
+            payload = await self._one_result(current, polling_interval_sec, local=False)
         return AgentWorkflowResult.from_payload(payload)
+
+    async def _one_result(self, workflow_id: str, polling_interval_sec: float, local: bool) -> Any:
+        handle: WorkflowHandleAsync[Any]
+        try:
+            if local and self._result is not None:
+                if DBOS.workflow_id is not None:
+                    # Awaited from inside a workflow: status reads there would be steps, and
+                    # their number would depend on timing. Await the run alone.
+                    return await self._result()
+                return await self._local_result(self._result, workflow_id)
+            if is_launched():
+                handle = await DBOS.retrieve_workflow_async(workflow_id, existing_workflow=False)
+            else:
+                client = await client_for(self._url)
+                handle = await client.retrieve_workflow_async(workflow_id)
+            return await handle.get_result(polling_interval_sec=polling_interval_sec)
+        except (
+            dbos_errors.DBOSAwaitedWorkflowCancelledError,
+            dbos_errors.DBOSWorkflowCancelledError,
+        ):
+            raise self._cancelled() from None
+
+    async def _local_result(self, result: Callable[[], Awaitable[Any]], workflow_id: str) -> Any:
+        """The result of a run executing in this process, or its cancellation, first."""
+        task = asyncio.ensure_future(result())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=_CANCEL_WATCH_SECONDS)
+                if done:
+                    return task.result()
+                status = await workflow_status(workflow_id, url=self._url)
+                if status is not None and status.status == "CANCELLED":
+                    raise self._cancelled()
+        finally:
+            # The run's own task is shielded by DBOS: this only stops waiting for it.
+            task.cancel()
+
+    def _cancelled(self) -> WorkflowCancelledError:
+        return WorkflowCancelledError(
+            f"Workflow {self.workflow_id!r} was cancelled, so it has no result. "
+            f"resume_agent_workflow({self.workflow_id!r}) (or `timestep workflows resume "
+            f"{self.workflow_id}`) carries it on from its last completed step.",
+            workflow_id=self.workflow_id,
+        )
 
     async def get_status(self) -> str:
         """The DBOS status: ``ENQUEUED``, ``DELAYED``, ``PENDING``, ``SUCCESS``, ``ERROR``, ...
@@ -122,7 +181,7 @@ class AgentWorkflowHandle:
         Raises:
             WorkflowNotFoundError: no workflow has this id.
         """
-        status = await workflow_status(self.workflow_id, url=self._url)
+        status = await chain_tail(self.workflow_id, url=self._url)
         if status is None:
             raise WorkflowNotFoundError(
                 f"No workflow {self.workflow_id!r} exists in this database.",
@@ -142,7 +201,7 @@ class AgentWorkflowHandle:
         """
         async with asyncio.timeout(timeout_seconds):
             while True:
-                status = await workflow_status(self.workflow_id, url=self._url)
+                status = await chain_tail(self.workflow_id, url=self._url)
                 if status is not None and status.status in statuses:
                     return str(status.status)
                 await asyncio.sleep(interval)
@@ -163,7 +222,9 @@ async def get_agent_workflow(workflow_id: str, *, url: str | None = None) -> Age
     return handle
 
 
-async def workflow_status(workflow_id: str, *, url: str | None = None) -> WorkflowStatus | None:
+async def workflow_status(
+    workflow_id: str, *, url: str | None = None, load_output: bool = False
+) -> WorkflowStatus | None:
     """DBOS's status record of ``workflow_id``, or ``None`` when there is no such workflow.
 
     Example::
@@ -171,10 +232,36 @@ async def workflow_status(workflow_id: str, *, url: str | None = None) -> Workfl
         status = await workflow_status("order-7")
         print(status.status if status else "no such run")
     """
+    # Without the input (the whole run request): callers poll this while a run is parked.
     if is_launched():
-        return await DBOS.get_workflow_status_async(workflow_id)
-    client = await client_for(url)
-    found = await client.list_workflows_async(
-        workflow_ids=[workflow_id], load_input=False, load_output=False
-    )
+        found = await DBOS.list_workflows_async(
+            workflow_ids=[workflow_id], load_input=False, load_output=load_output
+        )
+    else:
+        client = await client_for(url)
+        found = await client.list_workflows_async(
+            workflow_ids=[workflow_id], load_input=False, load_output=load_output
+        )
     return found[0] if found else None
+
+
+async def chain_tail(workflow_id: str, *, url: str | None = None) -> WorkflowStatus | None:
+    """The status of the workflow now carrying run ``workflow_id`` (itself, unless a queued
+    run parked and was handed on, see :data:`CONTINUED_IN`); ``None``: no such workflow.
+
+    Example::
+
+        tail = await chain_tail("order-7")
+        print(tail.workflow_id, tail.status)   # "order-7/approval-1", "PENDING"
+    """
+    status = await workflow_status(workflow_id, url=url, load_output=True)
+    while status is not None and status.status == "SUCCESS":
+        output = status.output
+        if not (isinstance(output, dict) and output.get(CONTINUED_IN)):
+            break
+        following = await workflow_status(str(output[CONTINUED_IN]), url=url, load_output=True)
+        if following is None:
+            # Handed on, but the next workflow is not stored yet: report the run as going on.
+            break
+        status = following
+    return status

@@ -28,8 +28,8 @@ from dbos import DBOS, WorkflowStatus
 from ..errors import WorkflowConfigurationError, WorkflowNotFoundError
 from .approvals import PendingApproval, pending_approvals
 from .config import client_for, is_launched
-from .durable import WORKFLOW_NAME
-from .handles import FINISHED_STATUSES, AgentWorkflowHandle
+from .durable import APPROVAL_WAITER_NAME, WORKFLOW_NAME
+from .handles import FINISHED_STATUSES, AgentWorkflowHandle, chain_tail
 from .schedules import SCHEDULED_WORKFLOW_NAME
 
 __all__ = [
@@ -44,8 +44,9 @@ __all__ = [
     "show_agent_workflow",
 ]
 
-AGENT_WORKFLOW_NAMES = (WORKFLOW_NAME, SCHEDULED_WORKFLOW_NAME)
-"""The DBOS workflow names of durable agent runs (direct and queued, scheduled)."""
+AGENT_WORKFLOW_NAMES = (WORKFLOW_NAME, SCHEDULED_WORKFLOW_NAME, APPROVAL_WAITER_NAME)
+"""The DBOS workflow names of durable agent runs (direct and queued, scheduled), and of the
+approval waits of queued runs (``ID/approval-N``, parked outside their queue)."""
 
 WORKFLOW_STATUSES = (
     "ENQUEUED",
@@ -224,9 +225,10 @@ async def show_agent_workflow(workflow_id: str, *, url: str | None = None) -> Ag
         )
         for raw in raw_steps
     ]
-    waiting = (
-        [] if record.status in FINISHED_STATUSES else await pending_approvals(workflow_id, url=url)
-    )
+    # A queued run that parked goes on in another workflow (see handles.CONTINUED_IN).
+    tail = await chain_tail(workflow_id, url=url)
+    going_on = tail is not None and tail.status not in FINISHED_STATUSES
+    waiting = await pending_approvals(workflow_id, url=url) if going_on else []
     return AgentWorkflowDetails(
         workflow=_info(record),
         steps=steps,
@@ -247,11 +249,13 @@ async def cancel_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
     """
     await _find(workflow_id, url=url)
+    # A queued run that parked is carried on by another workflow: cancel that one.
+    target = await _carrier(workflow_id, url=url)
     if is_launched():
-        await DBOS.cancel_workflow_async(workflow_id)
+        await DBOS.cancel_workflow_async(target)
     else:
-        await (await client_for(url)).cancel_workflow_async(workflow_id)
-    return (await _find(workflow_id, url=url)).status
+        await (await client_for(url)).cancel_workflow_async(target)
+    return (await _find(target, url=url)).status
 
 
 async def resume_agent_workflow(workflow_id: str, *, url: str | None = None) -> AgentWorkflowHandle:
@@ -267,11 +271,17 @@ async def resume_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
     """
     await _find(workflow_id, url=url)
+    target = await _carrier(workflow_id, url=url)
     if is_launched():
-        await DBOS.resume_workflow_async(workflow_id)
+        await DBOS.resume_workflow_async(target)
     else:
-        await (await client_for(url)).resume_workflow_async(workflow_id)
+        await (await client_for(url)).resume_workflow_async(target)
     return AgentWorkflowHandle(workflow_id, url=url)
+
+
+async def _carrier(workflow_id: str, *, url: str | None) -> str:
+    tail = await chain_tail(workflow_id, url=url)
+    return tail.workflow_id if tail is not None else workflow_id
 
 
 async def _find(workflow_id: str, *, url: str | None, load_output: bool = False) -> WorkflowStatus:

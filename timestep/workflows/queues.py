@@ -12,8 +12,11 @@ Example::
     result = await handle.get_result()
 
 Priorities run lowest number first; a run queued without one goes before any with one
-(DBOS's default priority 0). A run parked on an approval still counts against its queue's
-concurrency until it finishes.
+(DBOS's default priority 0).
+
+A run parked on an approval holds no slot: its queued workflow ends at the park and hands the
+run to a waiter outside the queue, which queues the rest of the run on the same queue once
+decided (see :data:`~timestep.workflows.handles.CONTINUED_IN`). Handles follow the chain.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dbos import error as dbos_errors
 
 from ..errors import DuplicateWorkflowError, QueueNotFoundError, WorkflowConfigurationError
 from .config import forget_queue, launched_settings, mark_queue_registered
-from .durable import agent_workflow, build_request
+from .durable import agent_workflow, build_request, refuse_foreign_state
 from .handles import AgentWorkflowHandle
 
 __all__ = [
@@ -154,7 +157,7 @@ async def queue_agent_workflow(
                                             deduplication_id="user-42")
         result = await handle.get_result()
     """
-    launched_settings("queue_agent_workflow")
+    settings = launched_settings("queue_agent_workflow")
     request = build_request(
         agent,
         input_items,
@@ -194,6 +197,9 @@ async def queue_agent_workflow(
             f"workflow_id must be a non-empty string, not {workflow_id!r}."
         )
     await ensure_queue(queue)
+    await refuse_foreign_state(agent, workflow_id, settings.url)
+    # A park then ends the queued workflow (freeing its slot); the decision queues the rest.
+    request["queue"], request["priority"] = queue, priority
     options = SetEnqueueOptions(
         priority=priority,
         deduplication_id=deduplication_id,

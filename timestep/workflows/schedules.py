@@ -128,6 +128,8 @@ async def create_scheduled_agent_workflow(
     )
     if queue is not None:
         await ensure_queue(queue)
+        # As for queue_agent_workflow: a tick that parks leaves its queue slot.
+        request["queue"] = queue
     schedule = ScheduleInput(
         schedule_name=name,
         workflow_fn=cast(Any, _scheduled_agent_workflow),
