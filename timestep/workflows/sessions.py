@@ -10,9 +10,10 @@ runs it.
 - ``timestep.TimestepSession`` (history on the Timestep database) and ``agents.SQLiteSession``
   on a file work out of the box (their URL, path, table names and settings are kept). An
   in-memory ``SQLiteSession`` is refused: its history would vanish with the process.
-- A ``TimestepSession``'s URL is kept without its password, because DBOS stores the spec in
-  the database. The process running the workflow puts it back from its own workflow engine or
-  configuration (the same database), else the driver finds it (``PGPASSWORD``, ``~/.pgpass``).
+- A ``TimestepSession``'s URL is kept without its password (``user:pw@`` or ``?password=``),
+  because DBOS stores the spec in the database. The process running the workflow puts it back
+  from its own workflow engine or configuration (the same database), else the driver finds it
+  (``PGPASSWORD``, ``~/.pgpass``).
 - Any other ``Session`` type needs a factory, registered in every worker::
 
       register_session_factory(RedisSession, lambda session_id: RedisSession(session_id, url=...))
@@ -31,6 +32,7 @@ sessions are appended to as the SDK defines it, and could repeat the run's items
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +43,7 @@ from agents.memory import Session
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..config import load_settings
+from ..config import QUERY_CREDENTIAL_NAME, load_settings
 from ..errors import SessionNotDurableError
 from .config import dbos_settings
 
@@ -230,14 +232,17 @@ def _timestep_session_type() -> type[Any] | None:
 
 
 def _without_password(url: str) -> str:
-    """``url`` without its password (the URL itself when it has none)."""
+    """``url`` without its password, whether after the user name or as a query parameter
+    (``?password=``, ``&sslpassword=``; any credential-named one), else the URL itself."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         return url
-    if parsed.password is None:
+    secret = [name for name in parsed.query if _CREDENTIAL_QUERY.fullmatch(name)]
+    if parsed.password is None and not secret:
         return url
-    return parsed._replace(password=None).render_as_string(hide_password=False)
+    stripped = parsed._replace(password=None).difference_update_query(secret)
+    return stripped.render_as_string(hide_password=False)
 
 
 def _with_password(url: str | None) -> str | None:
@@ -248,8 +253,8 @@ def _with_password(url: str | None) -> str | None:
     database. Otherwise ``url`` as stored, and the driver's own sources apply (``PGPASSWORD``,
     ``~/.pgpass``).
     """
-    if url is None or "@" not in url:
-        return url  # no user, so no password was left out
+    if url is None:
+        return url
     engine = dbos_settings()
     if engine is not None and _same_without_password(engine.url, url):
         return engine.url
@@ -258,6 +263,9 @@ def _with_password(url: str | None) -> str | None:
     except Exception:
         return url  # no usable configuration here: the stored URL is all there is
     return configured if _same_without_password(configured, url) else url
+
+
+_CREDENTIAL_QUERY = re.compile(QUERY_CREDENTIAL_NAME, re.IGNORECASE)
 
 
 def _same_without_password(candidate: str, stored: str) -> bool:
