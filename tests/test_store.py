@@ -313,3 +313,15 @@ async def test_a_missing_postgres_database_raises_storage_unavailable(postgres_s
 def test_the_store_needs_an_agent() -> None:
     with pytest.raises(ConfigurationError, match="starting agent"):
         RunStateStore(session_id="s")
+
+
+async def test_a_state_file_that_is_not_utf8_is_corrupted_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    agent, _ = await paused_run()
+    path = tmp_path / "agent_state.json"
+    path.write_bytes(b'{"timestep": "\xff\xfe broken"}')
+    with pytest.raises(StateCorruptedError) as corrupted:
+        await RunStateStore(path, agent).load()
+    assert str(path) in str(corrupted.value) and "UTF-8" in str(corrupted.value)
+    assert path.read_bytes() == b'{"timestep": "\xff\xfe broken"}'

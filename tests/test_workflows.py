@@ -380,3 +380,15 @@ async def test_bad_run_arguments_name_the_problem_and_start_nothing(
         await run_agent_workflow(**arguments)
 
     assert await DBOS.list_workflows_async() == []
+
+
+async def test_a_conversations_session_without_a_factory_is_not_durable(
+    sqlite_engine: WorkflowSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.memory import OpenAIConversationsSession
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")  # the client is built, not called
+    agent = register_agent(Agent(name="Clerk", model="gpt-4.1"))
+    session = OpenAIConversationsSession()  # its id exists only after its first API call
+    with pytest.raises(SessionNotDurableError, match="register_session_factory"):
+        await run_agent_workflow(agent=agent, input_items="hi", session=session)

@@ -140,6 +140,12 @@ class JSONFileBackend:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError as error:
+            raise StateCorruptedError(
+                f"{self.path} is not UTF-8 text (byte {error.start} cannot be decoded), so it "
+                "is not a run state Timestep wrote; it was damaged or replaced. Restore it from "
+                "a backup or delete it to start over."
+            ) from None
         except OSError as error:
             raise StorageUnavailableError(f"Cannot read {self.path}: {error}.") from None
         try:

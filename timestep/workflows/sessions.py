@@ -105,7 +105,13 @@ def session_spec(session: Session | None) -> SessionSpec | None:
     """
     if session is None:
         return None
-    session_id = getattr(session, "session_id", None)
+    try:
+        session_id = getattr(session, "session_id", None)
+    except Exception:
+        # A computed id may not exist yet (OpenAIConversationsSession before its first call).
+        session_id = None
+        if not _has_factory(session):
+            raise _no_factory(session) from None
     if not isinstance(session_id, str) or not session_id:
         raise SessionNotDurableError(
             f"A workflow session needs a non-empty string session_id; {type(session).__name__} "
@@ -138,16 +144,28 @@ def session_spec(session: Session | None) -> SessionSpec | None:
                 "session_settings": session.session_settings,
             },
         )
+    name = _has_factory(session)
+    if name is None:
+        raise _no_factory(session)
+    return SessionSpec(type=name, session_id=session_id, options={})
+
+
+def _has_factory(session: Session) -> str | None:
+    """The registered type name ``session`` is re-created by, if any (its class or a base)."""
     for klass in type(session).__mro__:
         name = _type_name(klass)
         with _lock:
-            known = name in _factories
-        if known:
-            return SessionSpec(type=name, session_id=session_id, options={})
-    raise SessionNotDurableError(
-        f"Workflows cannot re-create a {type(session).__name__} after a restart. Call "
-        f"register_session_factory({type(session).__name__}, lambda session_id: ...) in every "
-        "worker, or use an agents.SQLiteSession on a file."
+            if name in _factories:
+                return name
+    return None
+
+
+def _no_factory(session: Session) -> SessionNotDurableError:
+    kind = type(session).__name__
+    return SessionNotDurableError(
+        f"Workflows cannot re-create a {kind} after a restart. Call "
+        f"register_session_factory({kind}, lambda session_id: ...) in every worker, or use an "
+        "agents.SQLiteSession on a file or a timestep.TimestepSession."
     )
 
 
