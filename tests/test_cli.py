@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,12 @@ def timestep(*args: str, home: Path, ok: bool = True) -> subprocess.CompletedPro
     return run_python("-m", "timestep.cli", *args, home=home, ok=ok)
 
 
-def test_demo_pauses_saves_and_resumes_in_a_second_process(timestep_home: Path) -> None:
+def test_demo_pauses_saves_and_resumes_in_a_second_process(
+    timestep_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the demo makes its folder
     demo = timestep("demo", home=timestep_home)
     out = demo.stdout
     assert "OPENAI_API_KEY is not set" in out
@@ -27,6 +36,7 @@ def test_demo_pauses_saves_and_resumes_in_a_second_process(timestep_home: Path) 
     second_pid = out.split("2. Process ")[1].split()[0]
     assert first_pid != second_pid
     assert "old-report.txt exists: False" in out
+    assert list(scratch.iterdir()) == []  # the demo's folder is gone with it
 
     runs = json.loads(timestep("runs", "list", "--json", home=timestep_home).stdout)
     assert [(r["agent"], r["status"], r["version"]) for r in runs] == [("Ops", "completed", 3)]
@@ -100,3 +110,50 @@ async def test_stored_text_reaches_the_terminal_with_its_control_characters_esca
     shown = timestep("runs", "show", stored.id, home=timestep_home).stdout
     # Shown, as escapes, rather than dropped: the operator sees exactly what is stored.
     assert "call\\x1b[2K-1" in shown and "c1\\x9b31m" in shown and "\\u202eexe" in shown
+
+
+def test_the_demo_with_an_unusable_key_says_so_in_a_paragraph(
+    timestep_home: Path, tmp_path: Path
+) -> None:
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = (
+                b'{"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}}'
+            )
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "TIMESTEP_HOME": str(timestep_home),
+        "OPENAI_API_KEY": "sk-revoked-long-ago",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}/v1",
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "timestep.cli", "demo"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    said = done.stdout + done.stderr
+    assert "401" in said and "OPENAI_API_KEY" in said and "timestep demo --offline" in said
+    assert "sk-revoked" not in said
+    assert len(said.strip().splitlines()) <= 6
+
+    offline = timestep("demo", "--offline", home=timestep_home)
+    assert "old-report.txt exists: False" in offline.stdout

@@ -2,8 +2,9 @@
 
 Process 1 runs an agent whose ``delete_file`` tool needs approval; the run pauses and its state
 is saved. Process 2 (``python -m timestep._demo resume ...``) loads it, approves, resumes and
-saves the completed run. With ``OPENAI_API_KEY`` set the agent uses a real OpenAI model;
-otherwise an offline scripted model plays the model's part.
+saves the completed run. With ``OPENAI_API_KEY`` set the agent uses a real OpenAI model
+(unless ``--offline``); otherwise an offline scripted model plays the model's part. A key the
+API refuses, or an API that cannot be reached, is said in one paragraph, not a traceback.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
+import openai
 from agents import Agent, Model, function_tool
 from rich.console import Console
 
@@ -52,8 +55,12 @@ def build_agent(workdir: Path, model: str | Model) -> Agent[Any]:
     )
 
 
-def _model(phase: str, target: Path) -> str | Model:
-    if os.environ.get("OPENAI_API_KEY"):
+def _online(offline: bool) -> bool:
+    return bool(os.environ.get("OPENAI_API_KEY")) and not offline
+
+
+def _model(phase: str, target: Path, offline: bool) -> str | Model:
+    if _online(offline):
         return REAL_MODEL
     from agents.testing import ScriptedModel, assistant_message, function_call
 
@@ -64,8 +71,8 @@ def _model(phase: str, target: Path) -> str | Model:
     return ScriptedModel([[assistant_message(f"Done: I deleted {target}.")]])
 
 
-async def _pause(url: str | None, session_id: str, target: Path) -> RunStateStore:
-    agent = build_agent(target.parent, _model("pause", target))
+async def _pause(url: str | None, session_id: str, target: Path, offline: bool) -> RunStateStore:
+    agent = build_agent(target.parent, _model("pause", target, offline))
     store = RunStateStore(agent=agent, session_id=session_id, url=url)
     console.print(f"[bold]1. Process {os.getpid()}[/] asks the agent: clean up {target}")
     result = await run_agent(agent, f"Please delete {target}.")
@@ -81,8 +88,8 @@ async def _pause(url: str | None, session_id: str, target: Path) -> RunStateStor
     return store
 
 
-async def _resume(url: str | None, session_id: str, target: Path) -> None:
-    agent = build_agent(target.parent, _model("resume", target))
+async def _resume(url: str | None, session_id: str, target: Path, offline: bool) -> None:
+    agent = build_agent(target.parent, _model("resume", target, offline))
     store = RunStateStore(agent=agent, session_id=session_id, url=url)
     console.print(f"[bold]2. Process {os.getpid()}[/] loads session {session_id}")
     state = await store.load()
@@ -97,26 +104,40 @@ async def _resume(url: str | None, session_id: str, target: Path) -> None:
     )
 
 
-async def run_demo(url: str | None = None) -> int:
+async def run_demo(url: str | None = None, *, offline: bool = False) -> int:
     """Run both phases; the second in a fresh Python process. Returns an exit code."""
-    if os.environ.get("OPENAI_API_KEY"):
+    if _online(offline):
         console.print(f"Using OpenAI model {REAL_MODEL} (OPENAI_API_KEY is set).")
+    elif offline:
+        console.print("Offline: the scripted model plays the model's part.")
     else:
         console.print(
             "OPENAI_API_KEY is not set: using the offline scripted model in its place. "
             "Set the key to run the same demo against a real model."
         )
     workdir = Path(tempfile.mkdtemp(prefix="timestep-demo-"))
+    try:
+        return await _both_phases(url, workdir, offline)
+    except openai.APIError as error:
+        console.print(_api_trouble(error), soft_wrap=True)
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _both_phases(url: str | None, workdir: Path, offline: bool) -> int:
     target = workdir / "old-report.txt"
     target.write_text("obsolete\n")
     session_id = f"demo-{uuid.uuid4().hex[:8]}"
     try:
-        store = await _pause(url, session_id, target)
+        store = await _pause(url, session_id, target, offline)
     finally:
         await close_backends()
     command = [sys.executable, "-m", "timestep._demo", "resume", session_id, str(target)]
     if url:
         command += ["--url", url]
+    if offline:
+        command.append("--offline")
     second = await asyncio.create_subprocess_exec(*command)
     if await second.wait() != 0:
         return second.returncode or 1
@@ -127,6 +148,23 @@ async def run_demo(url: str | None = None) -> int:
     return 0 if not target.exists() else 1
 
 
+def _api_trouble(error: openai.APIError) -> str:
+    """One paragraph on why the OpenAI API call failed, and what to do instead."""
+    if isinstance(error, openai.APIStatusError):
+        what = f"The OpenAI API answered HTTP {error.status_code}"
+        if error.status_code in (401, 403):
+            what += " (the key in OPENAI_API_KEY is not accepted)"
+    elif isinstance(error, openai.APIConnectionError):
+        what = "The OpenAI API could not be reached"
+    else:
+        what = "The OpenAI API call failed"
+    return (
+        f"[red]{what}.[/] Check OPENAI_API_KEY (and OPENAI_BASE_URL, if set), or run "
+        "`timestep demo --offline` to use the scripted model instead; nothing else is needed "
+        "for the demo."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the second demo process."""
     parser = argparse.ArgumentParser(prog="python -m timestep._demo")
@@ -134,15 +172,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("session_id")
     parser.add_argument("target", type=Path)
     parser.add_argument("--url")
+    parser.add_argument("--offline", action="store_true")
     args = parser.parse_args(argv)
 
-    async def resume() -> None:
+    async def resume() -> int:
         try:
-            await _resume(args.url, args.session_id, args.target)
+            await _resume(args.url, args.session_id, args.target, args.offline)
+            return 0
+        except openai.APIError as error:
+            console.print(_api_trouble(error), soft_wrap=True)
+            return 1
         finally:
             await close_backends()
 
-    asyncio.run(resume())
+    raise SystemExit(asyncio.run(resume()))
 
 
 if __name__ == "__main__":

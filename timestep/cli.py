@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="pause for approval, save, resume in a new process")
     demo.add_argument("--url", help="database URL (default: configured or embedded SQLite)")
+    demo.add_argument(
+        "--offline", action="store_true", help="use the scripted model even with OPENAI_API_KEY"
+    )
     demo.set_defaults(handler=_demo)
 
     runs = commands.add_parser("runs", help="inspect stored runs").add_subparsers(title="runs")
@@ -133,7 +136,7 @@ async def _with_cleanup(work: Awaitable[int]) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return await run_demo(args.url)
+    return await run_demo(args.url, offline=args.offline)
 
 
 async def _runs_list(args: argparse.Namespace) -> int:
