@@ -32,6 +32,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import AgentDefinitionError, UnknownAgentError
+from .identifiers import check_identifier
 from .observability.redaction import contains_secret, is_credential_name
 from .registry import Registry, registry
 from .storage import SQLStateBackend, get_backend
@@ -85,6 +86,8 @@ async def save_agent(agent: Agent[Any], *, url: str | None = None) -> StoredAgen
             settings hold a credential (an ``Authorization`` header, an ``api_key``, ...).
     """
     graph = _walk(agent)
+    for name in graph:
+        check_identifier(name, "The agent name", AgentDefinitionError)
     definitions = {name: _define(member, registry) for name, member in graph.items()}
     now = datetime.now(UTC)
     async with _backend(url).transaction() as conn:

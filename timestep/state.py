@@ -45,6 +45,7 @@ from .errors import (
     StateTooLargeError,
     UnsupportedSchemaError,
 )
+from .identifiers import check_identifier
 from .integrity import StateSigner
 from .interop import JS_SDK, describe, portable_form, translate_run
 from .interop import PYTHON_SDK as _PYTHON
@@ -61,7 +62,6 @@ from .storage import get_backend as _get_backend
 __all__ = ["RunStateStore", "pending_in"]
 
 PYTHON_SDK = "python"
-_MAX_SESSION_ID = 255
 
 
 class RunStateStore:
@@ -114,6 +114,7 @@ class RunStateStore:
             raise ConfigurationError(
                 "Give RunStateStore at most one of a file path, url= or backend=."
             )
+        check_identifier(agent.name, "The agent name", ConfigurationError)
         self.agent = agent
         self._file_backend = JSONFileBackend(file_path) if file_path is not None else None
         if session_id is None:
@@ -684,24 +685,14 @@ def _utf8_size(text: str, limit: int) -> int:
 
 def check_session_id(session_id: object) -> str:
     """``session_id`` if it is a usable key (non-empty, at most 255 characters, no NUL)."""
-    if not isinstance(session_id, str) or not session_id.strip():
-        raise ConfigurationError(
-            f"session_id must be a non-empty string, not {session_id!r}. Omit it to have one "
-            "generated (store.session_id)."
-        )
     try:
-        session_id.encode("utf-8")
-    except UnicodeEncodeError:
+        return check_identifier(session_id, "session_id", ConfigurationError)
+    except ConfigurationError as error:
+        if isinstance(session_id, str) and session_id.strip():
+            raise
         raise ConfigurationError(
-            f"session_id {session_id!r} is not valid Unicode text (it holds a lone surrogate); "
-            "use a string that encodes as UTF-8."
+            f"{error} Omit it to have one generated (store.session_id)."
         ) from None
-    if len(session_id) > _MAX_SESSION_ID or "\x00" in session_id:
-        raise ConfigurationError(
-            f"session_id must be at most {_MAX_SESSION_ID} characters without NUL bytes; got "
-            f"{len(session_id)} characters. Use a shorter id, such as a hash of the long one."
-        )
-    return session_id
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -62,6 +62,7 @@ from agents.tool_context import ToolContext
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, StepOptions, StepReservation
 
 from ..errors import StorageUnavailableError, WorkflowConfigurationError, WorkflowRunError
+from ..identifiers import MAX_WORKFLOW_ID, check_identifier
 from ..observability.install import configure_tracing
 from ..observability.observer import RunObserver
 from ..run import default_model_provider
@@ -213,10 +214,8 @@ async def start_agent_workflow(request: RunRequest, workflow_id: str | None) -> 
         handle = await start_agent_workflow(request, "order-7")
         result = await handle.get_result()
     """
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id.strip()):
-        raise WorkflowConfigurationError(
-            f"workflow_id must be a non-empty string, not {workflow_id!r}."
-        )
+    if workflow_id is not None:
+        check_workflow_id(workflow_id)
     if workflow_id is None:
         handle = await DBOS.start_workflow_async(agent_workflow, request)
     else:
@@ -275,6 +274,17 @@ async def run_agent_workflow(
     return await handle.get_result()
 
 
+def check_workflow_id(workflow_id: object) -> str:
+    """``workflow_id`` if both backends can store it (and its parked state's session id).
+
+    Raises:
+        WorkflowConfigurationError: empty, too long, or with a NUL byte or a lone surrogate.
+    """
+    return check_identifier(
+        workflow_id, "workflow_id", WorkflowConfigurationError, max_length=MAX_WORKFLOW_ID
+    )
+
+
 async def refuse_foreign_state(agent: Agent[Any], workflow_id: str | None, url: str) -> None:
     """Refuse a new run whose id is the session id of someone else's paused run of ``agent``.
 
@@ -289,8 +299,9 @@ async def refuse_foreign_state(agent: Agent[Any], workflow_id: str | None, url: 
     Raises:
         WorkflowConfigurationError: the id is taken by a paused or running plain run.
     """
-    if workflow_id is None or not isinstance(workflow_id, str):
+    if workflow_id is None:
         return
+    check_workflow_id(workflow_id)
     row = await get_backend(url).load(agent.name, workflow_id)
     if row is None or row.status == StateStatus.COMPLETED:
         return

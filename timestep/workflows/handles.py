@@ -116,11 +116,12 @@ class AgentWorkflowHandle:
 
         Follows a queued run through its approval waits to the workflow that finishes it.
 
+        Whatever the run raised is raised again here (a :class:`~timestep.WorkflowRunError`
+        for SDK errors that cannot be stored as they are).
+
         Raises:
             WorkflowCancelledError: the run was cancelled (raised as soon as it is, even while
                 the run is parked).
-            Whatever the run raised (a :class:`~timestep.WorkflowRunError` for SDK errors that
-            cannot be stored as they are).
         """
         current = self.workflow_id
         payload = await self._one_result(current, polling_interval_sec, local=True)

@@ -31,8 +31,9 @@ from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos import error as dbos_errors
 
 from ..errors import DuplicateWorkflowError, QueueNotFoundError, WorkflowConfigurationError
+from ..identifiers import check_identifier
 from .config import forget_queue, launched_settings, mark_queue_registered
-from .durable import agent_workflow, build_request, refuse_foreign_state
+from .durable import agent_workflow, build_request, check_workflow_id, refuse_foreign_state
 from .handles import AgentWorkflowHandle
 
 __all__ = [
@@ -174,12 +175,8 @@ async def queue_agent_workflow(
         raise WorkflowConfigurationError(
             f"priority must be an int from 1 (most urgent) to {MAX_PRIORITY}, not {priority!r}."
         )
-    if deduplication_id is not None and (
-        not isinstance(deduplication_id, str) or not deduplication_id
-    ):
-        raise WorkflowConfigurationError(
-            f"deduplication_id must be a non-empty string, not {deduplication_id!r}."
-        )
+    if deduplication_id is not None:
+        check_identifier(deduplication_id, "deduplication_id", WorkflowConfigurationError)
     if return_existing and deduplication_id is None:
         raise WorkflowConfigurationError(
             "return_existing=True needs a deduplication_id to find the existing run by."
@@ -192,10 +189,8 @@ async def queue_agent_workflow(
         raise WorkflowConfigurationError(
             f"delay_seconds must be a non-negative number, not {delay_seconds!r}."
         )
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id.strip()):
-        raise WorkflowConfigurationError(
-            f"workflow_id must be a non-empty string, not {workflow_id!r}."
-        )
+    if workflow_id is not None:
+        check_workflow_id(workflow_id)
     await ensure_queue(queue)
     await refuse_foreign_state(agent, workflow_id, settings.url)
     # A park then ends the queued workflow (freeing its slot); the decision queues the rest.
@@ -219,8 +214,7 @@ async def queue_agent_workflow(
 
 
 def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise WorkflowConfigurationError(f"A queue name must be a non-empty string, not {name!r}.")
+    check_identifier(name, "The queue name", WorkflowConfigurationError)
 
 
 def _check_rate_limit(rate_limit: object) -> tuple[int, float]:

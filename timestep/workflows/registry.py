@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from agents import Agent
 
 from ..errors import AgentNotRegisteredError, WorkflowConfigurationError
+from ..identifiers import check_identifier
 
 __all__ = ["get_registered_agent", "register_agent", "registered_agents", "unregister_agent"]
 
@@ -45,10 +46,8 @@ def register_agent(agent: A) -> A:
         raise WorkflowConfigurationError(
             f"register_agent takes an agents.Agent, not {type(agent).__name__}."
         )
-    if not isinstance(agent.name, str) or not agent.name.strip():
-        raise WorkflowConfigurationError(
-            "register_agent needs an agent with a non-empty name; workflows find agents by name."
-        )
+    # Workflows find agents by name, and store it with every run.
+    check_identifier(agent.name, "The agent name", WorkflowConfigurationError)
     with _lock:
         _agents[agent.name] = agent
     return agent
