@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import Agent
 
 from scenario import ask_to_delete, ops_agent, paused_run, say
 from timestep import (
@@ -26,6 +27,18 @@ from timestep import (
 )
 
 Run = Callable[..., dict[str, Any]]
+
+
+async def paused_ops(
+    url: str, *replies: list[object], session_id: str = "t"
+) -> tuple[Agent[None], RunStateStore, list[str]]:
+    """The ops agent paused on ``delete_file`` and saved; ``replies`` script what follows.
+    Returns the agent, the store that saved the pause, and the tool's executions."""
+    calls: list[str] = []
+    agent = ops_agent(ask_to_delete(), *replies, calls=calls)
+    store = RunStateStore(agent=agent, session_id=session_id, url=url)
+    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    return agent, store, calls
 
 
 def race(ops_process: Run, url: str, session: str, decisions: list[str], tmp: Path) -> Any:
@@ -74,10 +87,7 @@ def test_racing_deciders_run_the_tool_at_most_once_and_the_first_decision_stands
 
 
 async def test_a_single_decider_keeps_the_three_steps(db_url: str) -> None:
-    calls: list[str] = []
-    agent = ops_agent(ask_to_delete(), say("Deleted."), calls=calls)
-    store = RunStateStore(agent=agent, session_id="ticket-7", url=db_url)
-    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    agent, store, calls = await paused_ops(db_url, say("Deleted."), session_id="ticket-7")
 
     state = await store.load()
     for item in state.get_interruptions():
@@ -93,11 +103,7 @@ async def test_a_single_decider_keeps_the_three_steps(db_url: str) -> None:
 async def test_a_decider_who_loads_after_the_claim_is_refused_with_the_winners_decision(
     db_url: str,
 ) -> None:
-    calls: list[str] = []
-    agent = ops_agent(ask_to_delete(), say("Deleted."), calls=calls)
-    await RunStateStore(agent=agent, session_id="t", url=db_url).save(
-        await run_agent(agent, "clean up /tmp/x")
-    )
+    agent, _, calls = await paused_ops(db_url, say("Deleted."))
     first = await RunStateStore(agent=agent, session_id="t", url=db_url).load()
     first.reject(first.get_interruptions()[0], rejection_message="No.")
     await run_agent(agent, first)  # its process dies before saving the result
@@ -118,10 +124,7 @@ async def test_a_decider_who_loads_after_the_claim_is_refused_with_the_winners_d
 
 
 async def test_the_same_loaded_state_runs_its_decisions_once(db_url: str) -> None:
-    calls: list[str] = []
-    agent = ops_agent(ask_to_delete(), say("Deleted."), say("Deleted again."), calls=calls)
-    store = RunStateStore(agent=agent, session_id="t", url=db_url)
-    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    agent, store, calls = await paused_ops(db_url, say("Deleted."), say("Deleted again."))
     state = await store.load()
     state.approve(state.get_interruptions()[0])
     await run_agent(agent, state)
@@ -133,10 +136,7 @@ async def test_the_same_loaded_state_runs_its_decisions_once(db_url: str) -> Non
 
 async def test_decisions_saved_by_one_process_are_run_by_another(db_url: str) -> None:
     # A web handler records the decision and saves; a worker loads and runs it later.
-    calls: list[str] = []
-    agent = ops_agent(ask_to_delete(), say("Deleted."), calls=calls)
-    store = RunStateStore(agent=agent, session_id="t", url=db_url)
-    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    agent, store, calls = await paused_ops(db_url, say("Deleted."))
     state = await store.load()
     state.approve(state.get_interruptions()[0])
     await store.save(state)
@@ -156,10 +156,7 @@ async def test_an_undecided_resume_claims_nothing(db_url: str) -> None:
 
 
 async def test_an_operator_can_release_a_claim_whose_process_died(db_url: str) -> None:
-    calls: list[str] = []
-    agent = ops_agent(ask_to_delete(), say("Deleted."), say("Deleted."), calls=calls)
-    store = RunStateStore(agent=agent, session_id="t", url=db_url)
-    await store.save(await run_agent(agent, "clean up /tmp/x"))
+    agent, store, calls = await paused_ops(db_url, say("Deleted."), say("Deleted."))
     state = await store.load()
     state.approve(state.get_interruptions()[0])
     await run_agent(agent, state)  # the claim lands and the tool runs; the process dies

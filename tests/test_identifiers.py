@@ -70,7 +70,7 @@ async def test_a_queue_name_or_deduplication_id_the_database_cannot_hold_is_refu
 async def test_an_agent_name_the_database_cannot_hold_is_refused_on_every_backend(
     db_url: str, problem: str
 ) -> None:
-    agent, result = await paused_run()
+    agent, _ = await paused_run()
     agent.name = BAD[problem]
     with pytest.raises(ConfigurationError, match="agent name"):
         RunStateStore(agent=agent, session_id="t", url=db_url)
