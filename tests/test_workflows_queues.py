@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,6 +38,8 @@ from timestep.workflows import (
     show_agent_workflow,
     trigger_scheduled_agent_workflow,
 )
+from timestep.workflows.durable import build_request
+from timestep.workflows.schedules import _scheduled_agent_workflow
 
 
 class EchoModel(Model):
@@ -211,6 +214,34 @@ async def test_a_schedule_can_be_run_now_besides_its_ticks(sqlite_engine: Workfl
 
     assert handle.workflow_id.startswith("sched-yearly-")
     assert await results(handle) == ["new year"]
+
+
+async def test_deleting_a_schedule_cancels_its_waiting_ticks_and_late_ticks_do_nothing(
+    engine: WorkflowSettings,
+) -> None:
+    model = EchoModel()
+    echo = register_agent(Agent(name="Echo", model=model))
+    await register_agent_queue("busy", concurrency=1, polling_interval_sec=0.05)
+    holder = await queue_agent_workflow(agent=echo, input_items="hold", queue="busy")
+    await create_scheduled_agent_workflow(
+        crontab="0 0 1 1 *", agent=echo, input_items="tick", name="yearly", queue="busy"
+    )
+    waiting = await trigger_scheduled_agent_workflow("yearly")  # behind "hold" in the queue
+
+    await delete_scheduled_agent_workflow("yearly")
+    model.gate.set()
+    assert await results(holder) == ["hold"]
+    assert await waiting.get_status() == "CANCELLED"
+
+    # A scheduler thread elsewhere fired once more before it noticed the deletion.
+    late = await DBOS.start_workflow_async(
+        _scheduled_agent_workflow,
+        datetime.now(UTC),
+        build_request(echo, "tick", None, max_turns=None, context=None, approval_timeout=None)
+        | {"schedule": "yearly"},
+    )
+    assert (await late.get_result())["skipped"] == "yearly"
+    assert model.started() == ["hold"]  # no tick ever ran the agent
 
 
 # -- parked runs ------------------------------------------------------------------------------

@@ -128,6 +128,8 @@ class RunRequest(TypedDict):
     priority: NotRequired[int | None]
     resume: NotRequired[Resume]
     """Set for the waiter and the continuation of a queued run that parked."""
+    schedule: NotRequired[str]
+    """Set for a schedule's ticks: the schedule's name (a tick after its deletion skips)."""
 
 
 class Resume(TypedDict):

@@ -67,7 +67,19 @@ class ScheduledAgentWorkflow:
 
 @DBOS.workflow(name=SCHEDULED_WORKFLOW_NAME)
 async def _scheduled_agent_workflow(scheduled_at: datetime, request: RunRequest) -> dict[str, Any]:
+    name = request.get("schedule")
+    # A scheduler thread fires until it notices its schedule was deleted, here or in another
+    # worker, so a tick may be enqueued after delete_scheduled_agent_workflow returned. Such a
+    # tick does nothing. A step, so a replay after a crash decides as the first run did.
+    if name is not None and not await DBOS.run_step_async(
+        {"name": "timestep.schedule_exists"}, _schedule_exists, name
+    ):
+        return {"workflow_id": DBOS.workflow_id, "final_output": None, "skipped": name}
     return await execute_run(request)
+
+
+async def _schedule_exists(name: str) -> bool:
+    return await DBOS.get_schedule_async(name) is not None
 
 
 async def create_scheduled_agent_workflow(
@@ -130,6 +142,7 @@ async def create_scheduled_agent_workflow(
         await ensure_queue(queue)
         # As for queue_agent_workflow: a tick that parks leaves its queue slot.
         request["queue"] = queue
+    request["schedule"] = name
     schedule = ScheduleInput(
         schedule_name=name,
         workflow_fn=cast(Any, _scheduled_agent_workflow),
@@ -148,12 +161,19 @@ async def create_scheduled_agent_workflow(
 
 
 async def delete_scheduled_agent_workflow(name: str) -> None:
-    """Stop and remove the schedule ``name`` (runs already started are unaffected).
+    """Stop and remove the schedule ``name``. Runs already started are unaffected; ticks
+    still waiting in their queue are cancelled, and a tick enqueued later (a scheduler thread
+    that has not noticed the deletion yet) finishes at once without running the agent.
 
     Example: ``await delete_scheduled_agent_workflow("digest")``
     """
     launched_settings("delete_scheduled_agent_workflow")
     await DBOS.delete_schedule_async(name)
+    waiting = await DBOS.list_workflows_async(
+        status="ENQUEUED", name=SCHEDULED_WORKFLOW_NAME, schedule_name=name
+    )
+    for tick in waiting:
+        await DBOS.cancel_workflow_async(tick.workflow_id)
 
 
 async def list_scheduled_agent_workflows() -> list[ScheduledAgentWorkflow]:
