@@ -168,11 +168,6 @@ def _refuse_python_only(state: Mapping[str, Any]) -> None:
             "a finished turn not yet persisted to its Session",
         ),
         (
-            "context.approvals",
-            bool(context.get("approvals")),
-            "approval decisions for non-function tools",
-        ),
-        (
             "context.hosted_mcp_approvals",
             bool(context.get("hosted_mcp_approvals")),
             "hosted MCP approval decisions",
@@ -394,6 +389,7 @@ def _context(
             invocations.setdefault(owner, {})[call_id] = js_fingerprint(
                 js_tool_name(call), call["rawItem"]
             )
+    legacy = _legacy_approvals(context, calls, invocations)
     converted: dict[str, Any] = {
         "usage": py_usage_to_js(context.get("usage")),
         "approvals": {},
@@ -405,9 +401,68 @@ def _context(
     }
     if function_approvals:
         converted["functionApprovals"] = function_approvals
+    if legacy:
+        converted["legacyFunctionApprovals"] = legacy
     if context.get("tool_input") is not None:
         converted["toolInput"] = context["tool_input"]
     return converted
+
+
+def _legacy_approvals(
+    context: Mapping[str, Any],
+    calls: Mapping[tuple[str, str], Mapping[str, Any]],
+    invocations: dict[str, dict[str, str]],
+) -> dict[str, Any]:
+    """Decisions an older Python SDK recorded by tool name only, as the JS SDK's legacy ones.
+
+    A decision on a call in the run is bound to that call, as JS requires. A rejection of a
+    call the Python SDK bound to no invocation crosses as it is: the JS SDK applies it when the
+    call comes (Python 0.24 asks again), the cautious reading of what was decided; an approval
+    of such a call is refused. One on a call Python bound by digest only cannot be bound in JS,
+    which needs the call's arguments.
+    """
+    owners = {call_id: (owner, call) for (owner, call_id), call in calls.items()}
+    bound = context.get("tool_invocations") or {}
+    legacy: dict[str, Any] = {}
+    for name, decision in (context.get("approvals") or {}).items():
+        where = f"context.approvals[{name!r}]"
+        if decision.get("approved") is True or decision.get("rejected") is True:
+            raise refuse(
+                where,
+                "an 'always' decision an older Python SDK recorded by tool name only (the "
+                "Python SDK no longer applies it to function tools, the JS SDK would apply it "
+                "to every agent's tool of that name)",
+                "JS",
+            )
+        for call_id in _per_call_ids(decision):
+            if call_id in owners:
+                owner, call = owners[call_id]
+                invocations.setdefault(owner, {})[call_id] = js_fingerprint(
+                    js_tool_name(call), call["rawItem"]
+                )
+            elif call_id not in bound and call_id in (decision.get("approved") or []):
+                raise refuse(
+                    where,
+                    f"an approval of tool call {call_id!r} bound to no call (the Python SDK asks "
+                    "again when that call comes, the JS SDK would run any call with that id)",
+                    "JS",
+                )
+            elif call_id in bound:
+                raise refuse(
+                    where,
+                    f"a decision on tool call {call_id!r}, which is not in the run's items (the "
+                    "Python state keeps only a digest of its arguments, and the JS SDK binds a "
+                    "decision to the arguments themselves)",
+                    "JS",
+                )
+        record: dict[str, Any] = {
+            "approved": list(decision.get("approved") or []),
+            "rejected": list(decision.get("rejected") or []),
+        }
+        if decision.get("rejection_messages"):
+            record["messages"] = dict(decision["rejection_messages"])
+        legacy[name] = record
+    return legacy
 
 
 def _calls_by_id(

@@ -9,12 +9,22 @@ from typing import Any
 from ..fingerprints import python_invocation
 from ..keys import LookupKey, lookup_key_for_call, py_lookup_key
 from ..ledger import python_ledger
-from .common import TOOL_BEHAVIOR_TO_PY, agent, guardrail, refuse, trace
+from .common import (
+    TOOL_BEHAVIOR_TO_PY,
+    agent,
+    guardrail,
+    refuse,
+    refuse_program_caller,
+    trace,
+)
 from .items_to_python import js_item_to_py, js_usage_to_py
 
 __all__ = ["PYTHON_SCHEMA", "js_to_python"]
 
 PYTHON_SCHEMA = "1.21"
+
+# The JS SDK's marker for a number (or an escaped string) inside a canonical fingerprint.
+_JSON_TOKEN = "\u0000openai-agents-json:"
 
 _ACTION_GROUPS = {
     "computerActions": "a pending computer-use action",
@@ -51,8 +61,8 @@ def js_to_python(state: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "context": {
             "usage": js_usage_to_py(context.get("usage")),
-            "approvals": {},
-            "tool_invocations": python_ledger(items, "generatedItems"),
+            "approvals": _legacy_approvals(context),
+            "tool_invocations": _tool_invocations(items, context),
             # An empty JS context is the JS default, i.e. no context at all.
             "context": dict(payload) if payload else None,
             "context_meta": {
@@ -171,11 +181,6 @@ def _refuse_js_only(state: Mapping[str, Any]) -> None:
             "context.hostedMcpApprovals",
             bool(context.get("hostedMcpApprovals")),
             "hosted MCP approval decisions",
-        ),
-        (
-            "context.legacyFunctionApprovals",
-            bool(context.get("legacyFunctionApprovals")),
-            "approval decisions not bound to an agent",
         ),
         (
             "ambiguousToolInvocationCallIds",
@@ -381,6 +386,98 @@ def _function_approvals(context: Mapping[str, Any]) -> list[dict[str, Any]]:
                 decision["sticky_scope"] = python_invocation({"type": "function_call"}, key)[0]
             approvals.append({"agent": owner, "tool_key": _approval_key(key), "decision": decision})
     return approvals
+
+
+def _legacy_approvals(context: Mapping[str, Any]) -> dict[str, Any]:
+    """JS decisions recorded by tool name only (older JS SDKs) as Python's, also by name."""
+    approvals: dict[str, Any] = {}
+    for name, record in (context.get("legacyFunctionApprovals") or {}).items():
+        where = f"context.legacyFunctionApprovals[{name!r}]"
+        if record.get("approved") is True or record.get("rejected") is True:
+            raise refuse(
+                where,
+                "an 'always' decision an older JS SDK recorded by tool name only (the JS SDK "
+                "applies it to every agent's tool of that name, the Python SDK to none)",
+                "Python",
+            )
+        decision: dict[str, Any] = {
+            "approved": list(record.get("approved") or []),
+            "rejected": list(record.get("rejected") or []),
+        }
+        if record.get("messages"):
+            decision["rejection_messages"] = dict(record["messages"])
+        approvals[name] = decision
+    return approvals
+
+
+def _tool_invocations(items: Sequence[Mapping[str, Any]], context: Mapping[str, Any]) -> Any:
+    """Python's ledger of the calls in ``items`` and of every call a decision is bound to.
+
+    A decision can be made before its call is in the items (``state.approve`` on a call the
+    model makes on resume); the JS SDK binds it to the call's fingerprint, and without the
+    same binding in its ledger the Python SDK would not apply it.
+    """
+    ledger = python_ledger(items, "generatedItems")
+    for index, record in enumerate(context.get("approvalInvocations") or []):
+        for call_id, fingerprint in (record.get("invocations") or {}).items():
+            if call_id not in ledger:
+                where = f"context.approvalInvocations[{index}].invocations[{call_id!r}]"
+                ledger[call_id] = _decided_invocation(fingerprint, where)
+    return ledger
+
+
+def _decided_invocation(fingerprint: Any, where: str) -> dict[str, Any]:
+    """Python's ledger record of the call a JS fingerprint describes (a direct function call)."""
+    try:
+        call = json.loads(fingerprint) if isinstance(fingerprint, str) else None
+    except ValueError:
+        call = None
+    if (
+        not isinstance(call, Mapping)
+        or call.get("type") != "function_call"
+        or not isinstance(call.get("payload"), Mapping)
+        or not isinstance(call.get("toolName"), str)
+    ):
+        raise refuse(
+            where, f"a decision bound to a call Timestep cannot read ({fingerprint!r})", "Python"
+        )
+    refuse_program_caller(call.get("caller"), where, "Python")
+    if call["toolName"].startswith("handoff:"):
+        raise refuse(where, "a decision on a handoff", "Python")
+    key = _state_key_to_lookup(call["toolName"], {}, where)
+    payload = call["payload"]
+    if payload.get("format") == "raw" and isinstance(payload.get("value"), str):
+        arguments = payload["value"]
+    elif payload.get("format") == "json" and not _has_token(payload.get("value")):
+        arguments = payload.get("value")
+    else:
+        raise refuse(
+            where,
+            "a decision on a call (not yet in the run's items) whose arguments hold numbers: "
+            "the JS SDK keeps only their canonical value, and the Python SDK's fingerprint "
+            "needs their spelling",
+            "Python",
+        )
+    scope, python_fingerprint = python_invocation(
+        {"type": "function_call", "arguments": arguments}, key
+    )
+    return {
+        "type": "function_call",
+        "approval_scope": scope,
+        "fingerprint": python_fingerprint,
+        "executed": False,
+        "completed": False,
+    }
+
+
+def _has_token(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.startswith(_JSON_TOKEN)
+    if isinstance(value, Mapping):
+        return any(_has_token(k) or _has_token(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_token(item) for item in value)
+    return False
 
 
 def _approval_key(key: LookupKey) -> str:
