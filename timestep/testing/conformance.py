@@ -387,6 +387,54 @@ class SessionConformance:
         sent = [item.get("content") for item in model.last_call.input]
         assert sent == ["turn 8", "turn 9", "New question"]
 
+    async def test_a_streamed_run_stores_its_turn_and_a_zero_limit_sends_no_history(
+        self, session_factory: SessionFactory
+    ) -> None:
+        model = ScriptedModel([[assistant_message("Reply 1")], [assistant_message("Reply 2")]])
+        agent = Agent(name="Guide", model=model)
+        session = session_factory("streamed")
+        streamed = Runner.run_streamed(agent, "Message 1", session=session)
+        async for _ in streamed.stream_events():
+            pass
+        assert streamed.final_output == "Reply 1"
+        assert len(await session.get_items()) == 2
+
+        await Runner.run(
+            agent,
+            "Message 2",
+            session=session,
+            run_config=RunConfig(session_settings=SessionSettings(limit=0)),
+        )
+        assert model.last_call is not None
+        assert [item.get("content") for item in model.last_call.input] == ["Message 2"]
+        assert len(await session.get_items()) == 4
+
+    async def test_a_limit_between_a_tool_call_and_its_output_sends_no_orphan_output(
+        self, session_factory: SessionFactory
+    ) -> None:
+        history = cast(
+            "list[TResponseInputItem]",
+            [
+                {"role": "user", "content": "Weather?"},
+                {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"role": "assistant", "content": "It is sunny."},
+            ],
+        )
+        session = session_factory("tool-pair")
+        await session.add_items(history)
+        assert await session.get_items(limit=2) == history[-2:]
+
+        model = ScriptedModel([[assistant_message("Sunny tomorrow too.")]])
+        await Runner.run(
+            Agent(name="Guide", model=model),
+            "And tomorrow?",
+            session=session,
+            run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+        )
+        assert model.last_call is not None
+        assert model.last_call.input == [history[-1], {"role": "user", "content": "And tomorrow?"}]
+
     # -- settings ----------------------------------------------------------------------------
 
     def test_settings_default_to_an_empty_session_settings(
