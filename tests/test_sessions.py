@@ -15,7 +15,13 @@ from sqlalchemy import text
 from workflow_support import fork
 
 from scenario import ask_to_delete, ops_agent, say
-from timestep import ConfigurationError, RunStateStore, TimestepSession, run_agent
+from timestep import (
+    ConfigurationError,
+    RunStateStore,
+    SessionSettingsError,
+    TimestepSession,
+    run_agent,
+)
 from timestep.storage import close_backends, get_backend
 from timestep.storage.schema import MIGRATIONS
 
@@ -188,6 +194,27 @@ async def test_an_unreadable_item_is_skipped_not_fatal(sqlite_url: str) -> None:
         await conn.execute(session_items.update().values(item="{broken"))
     await session.add_items([{"role": "user", "content": "after"}])
     assert [i["content"] for i in await session.get_items()] == ["after"]
+
+
+async def test_bad_session_settings_are_refused_before_anything_is_read(sqlite_url: str) -> None:
+    session = TimestepSession("s", url=sqlite_url, session_settings={"limit": 1})
+    assert session.session_settings == SessionSettings(limit=1)
+    await session.add_items([{"role": "user", "content": "kept"}])
+
+    # A typo, a bad value, the wrong type: refused at construction, as the SDK's sessions do,
+    # with an error callers of either catch (TypeError, ValueError) and Timestep's own.
+    for bad, problem in [
+        ({"limitt": 1}, "Unknown session settings: limitt"),
+        ({"limit": "ten"}, "limit: Input should be a valid integer"),
+        (50, "got int"),
+    ]:
+        with pytest.raises(SessionSettingsError, match=problem) as raised:
+            TimestepSession("s", url=sqlite_url, session_settings=bad)  # type: ignore[arg-type]
+        assert all(isinstance(raised.value, t) for t in (ConfigurationError, TypeError, ValueError))
+        assert "session_settings={'limit': 50}" in str(raised.value)
+    assert [i["content"] for i in await TimestepSession("s", url=sqlite_url).get_items()] == [
+        "kept"
+    ]
 
 
 def test_bad_session_ids_and_backends_are_refused() -> None:

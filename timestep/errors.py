@@ -27,6 +27,7 @@ __all__ = [
     "QueueNotFoundError",
     "SearchBackendError",
     "SessionNotDurableError",
+    "SessionSettingsError",
     "StateConflictError",
     "StateCorruptedError",
     "StateError",
@@ -61,6 +62,14 @@ class TimestepError(Exception):
 
 class ConfigurationError(TimestepError, ValueError):
     """A setting is malformed: a database URL, a config file, an environment variable."""
+
+
+class SessionSettingsError(ConfigurationError, TypeError):
+    """``session_settings`` is not a ``SessionSettings``, or a dict with unknown keys or bad values.
+
+    Also a ``TypeError``, as the SDK's sessions raise for the same input, and a ``ValueError``
+    (as every :class:`ConfigurationError`), as the SDK raises for a bad value.
+    """
 
 
 class PluginError(TimestepError):

@@ -10,10 +10,16 @@ a session::
 A paused run resumed with the same session continues the same history: items already stored
 are not stored again. ``add_items(items, idempotency_key=...)`` appends at most once per key,
 which is how a durable run's append survives a crash between its write and its checkpoint.
+
+Otherwise it behaves as the SDK's own sessions do (``SessionConformance`` in
+:mod:`timestep.testing` ports their tests): an item that cannot be decoded is skipped by
+``get_items`` and dropped by ``pop_item``, limits count readable items only, and
+``session_settings`` is a ``SessionSettings`` (a dict is converted and checked at once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -22,13 +28,14 @@ from typing import Any
 
 from agents import TResponseInputItem
 from agents.memory import SessionSettings
-from agents.memory.session_settings import resolve_session_limit
+from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+from pydantic import ValidationError
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .config import load_settings, redact_url
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SessionSettingsError
 from .state import check_session_id
 from .storage import SQLStateBackend, backend_factory, get_backend
 from .storage.schema import session_items, sessions
@@ -44,18 +51,23 @@ class TimestepSession:
     Args:
         session_id: Which conversation; generated when omitted (see :attr:`session_id`).
         url: Database URL; defaults to the configured one (embedded SQLite unless set).
-        session_settings: The SDK's settings, e.g. ``SessionSettings(limit=50)`` to send only
-            the latest 50 items to the model.
+        session_settings: The SDK's settings, e.g. ``SessionSettings(limit=50)`` or
+            ``{"limit": 50}`` to send only the latest 50 items to the model; an empty
+            ``SessionSettings()`` when omitted.
+
+    Raises:
+        SessionSettingsError: ``session_settings`` is neither a ``SessionSettings`` nor a dict
+            of its fields with valid values.
     """
 
-    session_settings: SessionSettings | None
+    session_settings: SessionSettings
 
     def __init__(
         self,
         session_id: str | None = None,
         *,
         url: str | None = None,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
         self.session_id = check_session_id(uuid.uuid4().hex if session_id is None else session_id)
         self.url = load_settings(url).db_url
@@ -64,26 +76,41 @@ class TimestepSession:
                 f"TimestepSession stores history in PostgreSQL or SQLite; {redact_url(self.url)!r} "
                 "is served by a plugin backend. Use a postgresql:// or sqlite:/// URL for sessions."
             )
-        self.session_settings = session_settings
+        self.session_settings = _settings(session_settings)
 
     def __repr__(self) -> str:
         return f"TimestepSession({self.session_id!r})"
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """The history, oldest first; with a limit, only the latest ``limit`` items."""
+        """The history, oldest first; with a limit, only the latest ``limit`` items.
+
+        An item that cannot be decoded is skipped (with a warning) and does not count toward
+        the limit, as in the SDK's sessions.
+        """
         limit = resolve_session_limit(limit, self.session_settings)
-        query = select(session_items.c.id, session_items.c.item).where(
-            session_items.c.session_id == self.session_id
-        )
-        if limit is not None:
-            query = query.order_by(session_items.c.id.desc()).limit(max(limit, 0))
-        else:
-            query = query.order_by(session_items.c.id)
+        mine = session_items.c.session_id == self.session_id
+        row = (session_items.c.id, session_items.c.item)
         async with self._backend().transaction() as conn:
-            rows = list((await conn.execute(query)).all())
-        if limit is not None:
-            rows.reverse()
-        return [item for row_id, text in rows if (item := self._decode(row_id, text)) is not None]
+            if limit is None:
+                rows = (await conn.execute(select(*row).where(mine).order_by(row[0]))).all()
+                return [i for row_id, text in rows if (i := self._decode(row_id, text)) is not None]
+            newest_first: list[TResponseInputItem] = []
+            older_than: int | None = None
+            # Newest first, a page at a time from where the last page ended, until ``limit``
+            # readable items: each damaged row is read (and reported) once.
+            while len(newest_first) < limit:
+                wanted = limit - len(newest_first)
+                query = select(*row).where(mine).order_by(row[0].desc()).limit(wanted)
+                if older_than is not None:
+                    query = query.where(row[0] < older_than)
+                rows = (await conn.execute(query)).all()
+                newest_first += [
+                    item for i, text in rows if (item := self._decode(i, text)) is not None
+                ]
+                if len(rows) < wanted:
+                    break
+                older_than = rows[-1][0]
+        return newest_first[::-1]
 
     async def add_items(
         self, items: list[TResponseInputItem], *, idempotency_key: str | None = None
@@ -129,10 +156,15 @@ class TimestepSession:
             )
 
     async def pop_item(self) -> TResponseInputItem | None:
-        """Remove and return the newest item (``None`` when the history is empty)."""
+        """Remove and return the newest item (``None`` when the history is empty).
+
+        Newest items that cannot be decoded are removed on the way (with a warning), as in the
+        SDK's sessions: the newest readable item is returned.
+        """
+        mine = session_items.c.session_id == self.session_id
         newest = (
             select(session_items.c.id)
-            .where(session_items.c.session_id == self.session_id)
+            .where(mine)
             .order_by(session_items.c.id.desc())
             .limit(1)
             .scalar_subquery()
@@ -143,8 +175,17 @@ class TimestepSession:
             .returning(session_items.c.id, session_items.c.item)
         )
         async with self._backend().transaction() as conn:
-            row = (await conn.execute(statement)).first()
-        return None if row is None else self._decode(row.id, row.item)
+            while True:
+                row = (await conn.execute(statement)).first()
+                if row is None:
+                    # On PostgreSQL a concurrent pop can delete the row this statement chose
+                    # and leave it nothing: only an empty history means there is no item.
+                    remaining = select(session_items.c.id).where(mine).limit(1)
+                    if (await conn.execute(remaining)).first() is None:
+                        return None
+                    continue
+                if (item := self._decode(row.id, row.item)) is not None:
+                    return item
 
     async def clear_session(self) -> None:
         """Delete the whole history of this session."""
@@ -200,3 +241,25 @@ class TimestepSession:
             logger.warning("Skipping unreadable item %s of session %r", row_id, self.session_id)
             return None
         return item
+
+
+def _settings(value: SessionSettings | dict[str, Any] | None) -> SessionSettings:
+    """``value`` as ``SessionSettings``, checked now rather than at the first ``get_items``."""
+    if value is None:
+        return SessionSettings()
+    try:
+        return coerce_session_settings(value)
+    except (TypeError, ValueError) as error:
+        # The SDK raises TypeError (wrong type, unknown keys) or pydantic's ValidationError
+        # (a bad value); SessionSettingsError is both a TypeError and a ValueError.
+        fields = ", ".join(field.name for field in dataclasses.fields(SessionSettings))
+        if isinstance(error, ValidationError):
+            problem = "; ".join(
+                f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" for detail in error.errors()
+            )
+        else:
+            problem = str(error)
+        raise SessionSettingsError(
+            f"session_settings {value!r} is not valid ({problem}). Pass SessionSettings(...) or "
+            f"a dict of its fields ({fields}), e.g. session_settings={{'limit': 50}}."
+        ) from error

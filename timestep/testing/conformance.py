@@ -1,6 +1,7 @@
-"""A conformance suite every state backend must pass, built-in or third-party.
+"""Conformance suites: every state backend, and every session, must pass theirs.
 
-Subclass it in your test module and provide a ``backend`` fixture::
+:class:`SessionConformance` is described on the class. For :class:`StateBackendConformance`,
+subclass it in your test module and provide a ``backend`` fixture::
 
     from timestep.testing import StateBackendConformance
 
@@ -20,14 +21,23 @@ import asyncio
 import json
 import string
 import uuid
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pytest
+from agents import Agent, RunConfig, Runner, TResponseInputItem
+from agents.memory import Session, SessionSettings
+from agents.testing import ScriptedModel, assistant_message
 
 from ..errors import StateConflictError
 from ..storage.base import StateBackend, StateRecord, StateStatus
 
-__all__ = ["StateBackendConformance", "make_record"]
+__all__ = [
+    "SessionConformance",
+    "SessionFactory",
+    "StateBackendConformance",
+    "UnreadableItemWriter",
+    "make_record",
+]
 
 
 def make_record(
@@ -220,3 +230,344 @@ class StateBackendConformance:
         await backend.save(make_record("s1"), expected_version=None)
         await backend.close()
         assert await backend.load("Ops", "s1") is not None
+
+
+class SessionFactory(Protocol):
+    """Makes the session under test: ``session_factory("chat-1", session_settings=...)``."""
+
+    def __call__(
+        self,
+        session_id: str,
+        *,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+    ) -> Session: ...
+
+
+class UnreadableItemWriter(Protocol):
+    """Stores, as the newest item of ``session``'s history, a row that cannot be decoded."""
+
+    async def __call__(self, session: Session) -> None: ...
+
+
+def _contents(items: list[TResponseInputItem]) -> list[Any]:
+    return [item.get("content") for item in items]
+
+
+def _messages(*contents: str) -> list[TResponseInputItem]:
+    roles = ("user", "assistant")
+    return [
+        cast("TResponseInputItem", {"role": roles[n % 2], "content": text})
+        for n, text in enumerate(contents)
+    ]
+
+
+class SessionConformance:
+    """The behaviour the SDK's ``Session`` protocol promises, as the SDK's own sessions show it.
+
+    Ported from the session tests of the OpenAI Agents SDK (``SQLiteSession``,
+    ``AsyncSQLiteSession``, ``SQLAlchemySession``), so a session that passes behaves like
+    them wherever the SDK takes one. Subclass it and provide a ``session_factory`` fixture
+    (a :class:`SessionFactory` over an empty store, closing what it made afterwards)::
+
+        class TestMySession(SessionConformance):
+            @pytest.fixture
+            def session_factory(self, tmp_path):
+                def make(session_id, *, session_settings=None):
+                    return MySession(session_id, tmp_path / "db", session_settings=session_settings)
+                return make
+
+            @pytest.fixture
+            def write_unreadable_item(self):
+                async def write(session):
+                    ...  # insert 'not valid json {{{' as the session's newest row
+                return write
+
+    Without a ``write_unreadable_item`` fixture (an :class:`UnreadableItemWriter`), the tests
+    of damaged rows are skipped.
+    """
+
+    @pytest.fixture
+    def write_unreadable_item(self) -> UnreadableItemWriter:
+        """Override to run the damaged-row tests; the default skips them."""
+        pytest.skip("provide a write_unreadable_item fixture to test damaged rows")
+
+    # -- a conversation ----------------------------------------------------------------------
+
+    async def test_a_conversation_is_stored_popped_and_cleared(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("direct")
+        assert await session.get_items() == []
+        items = _messages("Hello", "Hi there!", "How are you?")
+        await session.add_items(items)
+        assert await session.get_items() == items
+
+        assert await session.pop_item() == items[2]
+        assert await session.get_items() == items[:2]
+        assert await session.pop_item() == items[1]
+        assert await session.pop_item() == items[0]
+        assert await session.pop_item() is None
+        assert await session.get_items() == []
+
+        await session.add_items(items)
+        await session.clear_session()
+        assert await session.get_items() == []
+        assert await session.pop_item() is None
+
+    async def test_the_runner_sends_earlier_turns_to_the_model(
+        self, session_factory: SessionFactory
+    ) -> None:
+        model = ScriptedModel([[assistant_message("San Francisco")], [assistant_message("CA")]])
+        agent = Agent(name="Guide", model=model)
+        session = session_factory("runner")
+        first = await Runner.run(agent, "Where is the Golden Gate Bridge?", session=session)
+        assert first.final_output == "San Francisco"
+        second = await Runner.run(agent, "Which state?", session=session)
+        assert second.final_output == "CA"
+
+        sent = model.last_call.input if model.last_call else []
+        assert "Golden Gate Bridge" in str(sent) and "San Francisco" in str(sent)
+        assert len(await session.get_items()) == 4  # two questions, two answers
+
+    async def test_sessions_with_different_ids_do_not_share_items(
+        self, session_factory: SessionFactory
+    ) -> None:
+        cats, dogs = session_factory("cats"), session_factory("dogs")
+        await cats.add_items(_messages("I like cats."))
+        await dogs.add_items(_messages("I like dogs.", "Dogs are great."))
+
+        popped = await dogs.pop_item()
+        assert popped is not None and _contents([popped]) == ["Dogs are great."]
+        assert _contents(await cats.get_items()) == ["I like cats."]
+        assert _contents(await dogs.get_items()) == ["I like dogs."]
+        await dogs.clear_session()
+        assert _contents(await cats.get_items()) == ["I like cats."]
+
+    async def test_a_second_object_for_the_same_id_sees_the_same_history(
+        self, session_factory: SessionFactory
+    ) -> None:
+        await session_factory("shared").add_items(_messages("one", "two"))
+        assert _contents(await session_factory("shared").get_items()) == ["one", "two"]
+
+    # -- limits ------------------------------------------------------------------------------
+
+    async def test_a_limit_gives_the_latest_items_oldest_first(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("limits")
+        await session.add_items(_messages("m1", "r1", "m2", "r2", "m3", "r3"))
+        assert _contents(await session.get_items(limit=2)) == ["m3", "r3"]
+        assert _contents(await session.get_items(limit=4)) == ["m2", "r2", "m3", "r3"]
+        assert len(await session.get_items(limit=10)) == 6
+        assert await session.get_items(limit=0) == []
+        assert len(await session.get_items()) == 6
+
+    async def test_the_settings_limit_applies_unless_a_limit_is_given(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("settings-limit", session_settings=SessionSettings(limit=3))
+        await session.add_items(_messages(*(f"m{n}" for n in range(10))))
+        assert _contents(await session.get_items()) == ["m7", "m8", "m9"]
+        assert _contents(await session.get_items(limit=2)) == ["m8", "m9"]
+        assert len(await session.get_items(limit=10)) == 10
+
+    async def test_run_config_settings_override_the_session_settings(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("override", session_settings=SessionSettings(limit=100))
+        await session.add_items(_messages(*(f"turn {n}" for n in range(10))))
+        model = ScriptedModel([[assistant_message("Got it")]])
+        await Runner.run(
+            Agent(name="Guide", model=model),
+            "New question",
+            session=session,
+            run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+        )
+        assert model.last_call is not None
+        sent = [item.get("content") for item in model.last_call.input]
+        assert sent == ["turn 8", "turn 9", "New question"]
+
+    async def test_a_streamed_run_stores_its_turn_and_a_zero_limit_sends_no_history(
+        self, session_factory: SessionFactory
+    ) -> None:
+        model = ScriptedModel([[assistant_message("Reply 1")], [assistant_message("Reply 2")]])
+        agent = Agent(name="Guide", model=model)
+        session = session_factory("streamed")
+        streamed = Runner.run_streamed(agent, "Message 1", session=session)
+        async for _ in streamed.stream_events():
+            pass
+        assert streamed.final_output == "Reply 1"
+        assert len(await session.get_items()) == 2
+
+        await Runner.run(
+            agent,
+            "Message 2",
+            session=session,
+            run_config=RunConfig(session_settings=SessionSettings(limit=0)),
+        )
+        assert model.last_call is not None
+        assert [item.get("content") for item in model.last_call.input] == ["Message 2"]
+        assert len(await session.get_items()) == 4
+
+    async def test_a_limit_between_a_tool_call_and_its_output_sends_no_orphan_output(
+        self, session_factory: SessionFactory
+    ) -> None:
+        history = cast(
+            "list[TResponseInputItem]",
+            [
+                {"role": "user", "content": "Weather?"},
+                {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"role": "assistant", "content": "It is sunny."},
+            ],
+        )
+        session = session_factory("tool-pair")
+        await session.add_items(history)
+        assert await session.get_items(limit=2) == history[-2:]
+
+        model = ScriptedModel([[assistant_message("Sunny tomorrow too.")]])
+        await Runner.run(
+            Agent(name="Guide", model=model),
+            "And tomorrow?",
+            session=session,
+            run_config=RunConfig(session_settings=SessionSettings(limit=2)),
+        )
+        assert model.last_call is not None
+        assert model.last_call.input == [history[-1], {"role": "user", "content": "And tomorrow?"}]
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def test_settings_default_to_an_empty_session_settings(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("default-settings")
+        assert isinstance(session.session_settings, SessionSettings)
+        assert session.session_settings.limit is None
+
+    def test_settings_passed_as_a_dict_become_session_settings(
+        self, session_factory: SessionFactory
+    ) -> None:
+        session = session_factory("dict-settings", session_settings={"limit": 0})
+        assert isinstance(session.session_settings, SessionSettings)
+        assert session.session_settings.limit == 0
+        assert session.session_settings.resolve({"limit": 4}).limit == 4
+        typed = session_factory("typed-settings", session_settings=SessionSettings(limit=5))
+        assert typed.session_settings == SessionSettings(limit=5)
+
+    def test_unknown_settings_are_refused_when_the_session_is_made(
+        self, session_factory: SessionFactory
+    ) -> None:
+        with pytest.raises(TypeError, match="limitt"):
+            session_factory("typo", session_settings={"limitt": 1})
+
+    def test_settings_of_the_wrong_type_are_refused_when_the_session_is_made(
+        self, session_factory: SessionFactory
+    ) -> None:
+        with pytest.raises(TypeError, match="SessionSettings"):
+            session_factory("wrong-type", session_settings=5)  # type: ignore[arg-type]
+
+    # -- content and concurrency -------------------------------------------------------------
+
+    async def test_unicode_and_sql_text_are_stored_verbatim(
+        self, session_factory: SessionFactory
+    ) -> None:
+        texts = [
+            "こんにちは",
+            "😊👍",
+            "café Привет",
+            "O'Reilly",
+            "DROP TABLE sessions;",
+            '"SELECT * FROM users WHERE name = "admin";"',
+            "Robert'); DROP TABLE students;--",
+        ]
+        session = session_factory("verbatim")
+        await session.add_items(_messages(*texts))
+        assert _contents(await session.get_items()) == texts
+
+    async def test_adding_no_items_stores_nothing(self, session_factory: SessionFactory) -> None:
+        session = session_factory("empty-add")
+        await session.add_items([])
+        assert await session.get_items() == []
+        assert await session.pop_item() is None
+
+    async def test_items_keep_their_order_within_and_across_appends(
+        self, session_factory: SessionFactory
+    ) -> None:
+        # Appends in quick succession share timestamps; order must not depend on them.
+        session = session_factory("order")
+        await session.add_items(_messages(*(f"batch {n}" for n in range(5))))
+        for n in range(5):
+            await session.add_items(_messages(f"single {n}"))
+        expected = [f"batch {n}" for n in range(5)] + [f"single {n}" for n in range(5)]
+        assert _contents(await session.get_items()) == expected
+        assert _contents(await session.get_items(limit=3)) == expected[-3:]
+        popped = [await session.pop_item() for _ in range(3)]
+        assert _contents([item for item in popped if item is not None]) == expected[:-4:-1]
+
+    async def test_concurrent_appends_lose_nothing(self, session_factory: SessionFactory) -> None:
+        session = session_factory("concurrent-add")
+        await asyncio.gather(*(session.add_items(_messages(f"m{n}")) for n in range(10)))
+        assert sorted(_contents(await session.get_items())) == sorted(f"m{n}" for n in range(10))
+
+    async def test_concurrent_pops_return_each_item_once(
+        self, session_factory: SessionFactory
+    ) -> None:
+        # Several workers share one conversation: none gets an item twice, or None while
+        # items remain.
+        texts = [f"m{n}" for n in range(8)]
+        await session_factory("concurrent-pop").add_items(_messages(*texts))
+        workers = [session_factory("concurrent-pop") for _ in texts]
+        popped = await asyncio.gather(*(worker.pop_item() for worker in workers))
+        assert sorted(_contents([item for item in popped if item is not None])) == texts
+        assert await workers[0].get_items() == []
+
+    # -- damaged rows ------------------------------------------------------------------------
+
+    async def test_get_items_skips_an_unreadable_row(
+        self, session_factory: SessionFactory, write_unreadable_item: UnreadableItemWriter
+    ) -> None:
+        session = session_factory("damaged")
+        await session.add_items(_messages("before"))
+        await write_unreadable_item(session)
+        await session.add_items(_messages("after"))
+        assert _contents(await session.get_items()) == ["before", "after"]
+
+    async def test_a_limit_counts_readable_items_only(
+        self, session_factory: SessionFactory, write_unreadable_item: UnreadableItemWriter
+    ) -> None:
+        session = session_factory("damaged-limit")
+        await session.add_items(_messages("valid 0", "valid 1", "valid 2"))
+        await write_unreadable_item(session)
+        assert _contents(await session.get_items(limit=2)) == ["valid 1", "valid 2"]
+        assert _contents(await session.get_items(limit=5)) == ["valid 0", "valid 1", "valid 2"]
+
+    async def test_the_settings_limit_counts_readable_items_only(
+        self, session_factory: SessionFactory, write_unreadable_item: UnreadableItemWriter
+    ) -> None:
+        session = session_factory("damaged-settings", session_settings=SessionSettings(limit=2))
+        await session.add_items(_messages("valid 0", "valid 1", "valid 2"))
+        for _ in range(3):
+            await write_unreadable_item(session)
+        assert _contents(await session.get_items()) == ["valid 1", "valid 2"]
+
+    async def test_pop_item_drops_unreadable_newest_rows_and_returns_the_next_item(
+        self, session_factory: SessionFactory, write_unreadable_item: UnreadableItemWriter
+    ) -> None:
+        session = session_factory("damaged-pop")
+        valid = _messages("valid")
+        await session.add_items(valid)
+        await write_unreadable_item(session)
+        await write_unreadable_item(session)
+        assert await session.pop_item() == valid[0]
+        assert await session.get_items() == []
+        assert await session.pop_item() is None
+
+    async def test_pop_item_on_only_unreadable_rows_empties_the_history(
+        self, session_factory: SessionFactory, write_unreadable_item: UnreadableItemWriter
+    ) -> None:
+        session = session_factory("damaged-only")
+        await write_unreadable_item(session)
+        assert await session.pop_item() is None
+        assert await session.get_items() == []
+        await session.add_items(_messages("fresh start"))
+        assert _contents(await session.get_items()) == ["fresh start"]
