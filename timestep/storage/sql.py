@@ -20,6 +20,7 @@ import asyncio
 import enum
 import json
 import re
+import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -160,6 +161,9 @@ class SQLStateBackend:
         self._sqlite_path = None if self._postgres else parsed.database
         self._sql = _Statements(numbered=self._postgres)
         self._engine: AsyncEngine | None = None
+        # The driver connections the engine has open (pool "connect" / "close" events), so a
+        # pool whose event loop ended without close() can still be cut loose (_abandon).
+        self._opened: dict[int, Any] = {}
         self._migrated = False
         self._migrate_lock = asyncio.Lock()
 
@@ -255,6 +259,37 @@ class SQLStateBackend:
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
+
+    def _abandon(self) -> None:
+        """Release the pool of an event loop that was closed without :meth:`close`.
+
+        Its connections cannot be closed politely any more (that needs their loop), so cut
+        them: a PostgreSQL socket is shut down, which ends the server's session at once, and an
+        aiosqlite connection's thread closes its file and exits. Python still reports each
+        asyncpg transport as unclosed (a ResourceWarning) when it is collected: the loop was
+        closed with it open. Later calls open a new pool on their own loop.
+        """
+        engine, self._engine = self._engine, None
+        opened = list(self._opened.values())
+        self._opened.clear()
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
+        for driver in opened:
+            try:
+                if self._postgres:
+                    transport = driver._transport
+                    if transport is not None:
+                        transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                else:
+                    _stopping.add(driver)
+                    stopped = driver.stop()
+                    if stopped is None:
+                        continue
+                    # Held until its thread has closed the file: collected before that, it
+                    # would warn that it was never closed.
+                    stopped.add_done_callback(lambda _, held=driver: _stopping.discard(held))
+            except Exception:
+                continue  # already gone
 
     async def _run(self, sql: str, params: Sequence[Any], *, retry: bool = True) -> Sequence[Any]:
         """Execute one statement in autocommit and return its rows.
@@ -421,6 +456,7 @@ class SQLStateBackend:
             )
             # Not pool_pre_ping: that costs a round trip per call, this an attribute read.
             event.listen(engine.sync_engine, "checkout", _discard_closed)
+            self._track_connections(engine)
             return engine
         in_memory = self._sqlite_path in (None, "", ":memory:")
         if not in_memory:
@@ -449,7 +485,21 @@ class SQLStateBackend:
                     f"({str(warning).split(';')[0]}). Remove them from the part after '?'."
                 ) from None
         _configure_sqlite(engine)
+        self._track_connections(engine)
         return engine
+
+    def _track_connections(self, engine: AsyncEngine) -> None:
+        opened = self._opened
+
+        def connected(dbapi_connection: Any, _record: Any) -> None:
+            opened[id(dbapi_connection)] = dbapi_connection.driver_connection
+
+        def closed(dbapi_connection: Any, *_record: Any) -> None:
+            opened.pop(id(dbapi_connection), None)
+
+        event.listen(engine.sync_engine, "connect", connected)
+        event.listen(engine.sync_engine, "close", closed)
+        event.listen(engine.sync_engine, "close_detached", closed)
 
     def _timestamp(self, moment: datetime) -> datetime | str:
         # asyncpg takes datetimes for timestamptz; SQLite stores the text form SQLAlchemy
@@ -539,6 +589,9 @@ def _use_wal(cursor: Any) -> None:
                 raise
             await_only(asyncio.sleep(0.05))
 
+
+# aiosqlite connections of abandoned pools whose threads are still closing them.
+_stopping: set[Any] = set()
 
 _UNKNOWN_COMMIT = (
     "the connection was lost while committing, so the change may or may not have been "
