@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncGenerator
@@ -158,16 +159,11 @@ def _close_at_shutdown(
                 try:
                     await backend.close()
                 except Exception:
-                    _log.warning("Closing %r as its event loop ended failed", backend, exc_info=True)
+                    _log.warning("Closing %r as its loop ended failed", backend, exc_info=True)
 
     started = hook()
     # The first step runs to the `yield` without suspending, so it completes synchronously;
     # starting it registers the generator with the running loop for shutdown_asyncgens().
-    step = started.asend(None)
-    try:
-        step.send(None)
-    except StopIteration:
-        pass
+    with contextlib.suppress(StopIteration):
+        started.asend(None).send(None)
     return started
-
-
