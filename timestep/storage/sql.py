@@ -52,7 +52,7 @@ from ..errors import (
 )
 from ..hookspecs import hookimpl
 from .base import StateRecord, StateStatus, StoredState
-from .schema import apply_migrations, run_states
+from .schema import applied_versions, apply_migrations, needs_migrations, run_states
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
@@ -425,6 +425,13 @@ class SQLStateBackend:
         async with self._migrate_lock:
             if self._migrated:
                 return
+            # Nearly every first use finds the schema current. Check with a plain read, which
+            # never waits for a writer (SQLite in WAL mode, PostgreSQL's advisory lock), so a
+            # fresh process can read while another writes; take the lock only to migrate.
+            async with self._guard(), self._connect() as conn, conn.begin():
+                if not needs_migrations(await conn.run_sync(applied_versions)):
+                    self._migrated = True
+                    return
             # SQLite: take the write lock up front so concurrent first users queue.
             options = (
                 self._transactional if self._postgres else {"timestep_begin": "BEGIN IMMEDIATE"}
