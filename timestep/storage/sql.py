@@ -56,6 +56,7 @@ from .schema import applied_versions, apply_migrations, needs_migrations, run_st
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
+    "LOCK_TIMEOUT_SECONDS",
     "STATEMENT_TIMEOUT_SECONDS",
     "SQLStateBackend",
     "register_state_backends",
@@ -69,6 +70,12 @@ STATEMENT_TIMEOUT_SECONDS = 60.0
 """How long a PostgreSQL statement may go unanswered (a network path that died without closing
 the connection) before it is abandoned like a lost connection: cancelled, the connection
 discarded, a read retried once, a write reconciled against the row."""
+
+LOCK_TIMEOUT_SECONDS = 50.0
+"""How long a PostgreSQL statement waits for a lock another transaction holds (a row an
+operator's session left locked) before the server cancels it, when the server sets no
+``lock_timeout`` of its own. Shorter than :data:`STATEMENT_TIMEOUT_SECONDS`, so such a wait ends
+as a definite "nothing was written" naming the lock, not as an unanswered statement."""
 
 _TABLE = run_states.name
 _COLUMNS = (
@@ -161,6 +168,7 @@ class SQLStateBackend:
         self._sqlite_path = None if self._postgres else parsed.database
         self._sql = _Statements(numbered=self._postgres)
         self._engine: AsyncEngine | None = None
+        self._command_timeout = STATEMENT_TIMEOUT_SECONDS
         # The driver connections the engine has open (pool "connect" / "close" events), so a
         # pool whose event loop ended without close() can still be cut loose (_abandon).
         self._opened: dict[int, Any] = {}
@@ -313,9 +321,7 @@ class SQLStateBackend:
                     # shutdown notice), so ask the connection too, as SQLAlchemy does.
                     lost: BaseException = error
                     if isinstance(error, TimeoutError):  # asyncpg's command_timeout
-                        lost = TimeoutError(
-                            f"a statement got no answer within {STATEMENT_TIMEOUT_SECONDS:g} s"
-                        )
+                        lost = _Unanswered(self._command_timeout)
                     elif not _is_connection_error(error):
                         if not (self._postgres and raw.is_closed()):
                             raise
@@ -442,6 +448,8 @@ class SQLStateBackend:
 
     def _get_engine(self) -> AsyncEngine:
         if self._engine is None:
+            # Read at creation, like every other engine setting (tests shorten it).
+            self._command_timeout = STATEMENT_TIMEOUT_SECONDS
             self._engine = self._create_engine()
         return self._engine
 
@@ -457,12 +465,13 @@ class SQLStateBackend:
                 max_overflow=10,
                 connect_args={
                     "timeout": CONNECT_TIMEOUT_SECONDS,
-                    "command_timeout": STATEMENT_TIMEOUT_SECONDS,
+                    "command_timeout": self._command_timeout,
                 },
                 **common,
             )
             # Not pool_pre_ping: that costs a round trip per call, this an attribute read.
             event.listen(engine.sync_engine, "checkout", _discard_closed)
+            event.listen(engine.sync_engine, "connect", _bound_lock_waits)
             self._track_connections(engine)
             return engine
         in_memory = self._sqlite_path in (None, "", ":memory:")
@@ -483,7 +492,7 @@ class SQLStateBackend:
                     self.url,
                     # An in-memory database lives in one connection; share it.
                     **({"poolclass": StaticPool} if in_memory else {}),
-                    connect_args={"timeout": 30},
+                    connect_args={"timeout": _SQLITE_BUSY_SECONDS},
                     **common,
                 )
             except SAWarning as warning:
@@ -525,7 +534,7 @@ class SQLStateBackend:
         except DBAPIError as error:
             if error.connection_invalidated or _is_connection_error(error):
                 raise self._unavailable(error) from error
-            raise self._rejected(error.orig or error) from error
+            raise self._explained(error) or self._rejected(error.orig or error) from error
         except SQLAlchemyError as error:
             if _is_connection_error(error):
                 raise self._unavailable(error) from error
@@ -535,8 +544,65 @@ class SQLStateBackend:
             if type(error).__module__.split(".")[0] in {"asyncpg", "sqlite3", "aiosqlite"}:
                 if _is_connection_error(error):
                     raise self._unavailable(error) from error
-                raise self._rejected(error) from error
+                raise self._explained(error) or self._rejected(error) from error
             raise
+
+    def _explained(self, error: BaseException) -> StorageError | None:
+        """The error for a driver failure that is the database's own state, not the schema's:
+        out of space, locked, or a server-side time limit. ``None`` for anything else.
+
+        Each of these fails the statement (or the transaction) as a whole, so nothing of it
+        was written.
+        """
+        detail = _driver_error(error)
+        sqlite_name = str(getattr(detail, "sqlite_errorname", ""))
+        sqlstate = str(getattr(detail, "sqlstate", "") or "")
+        where = redact_url(self.url)
+        if sqlite_name == "SQLITE_FULL" or sqlstate == _DISK_FULL:
+            limit = " (or the file reached SQLite's max_page_count)" if sqlite_name else ""
+            return StorageError(
+                f"The database at {where} is full: the disk it is stored on has no space "
+                f"left{limit} ({type(detail).__name__}: {detail}). Free disk space, or move "
+                "the database to a larger disk, and try again; nothing was written."
+            )
+        if sqlite_name == "SQLITE_BUSY_SNAPSHOT":
+            return StorageUnavailableError(
+                f"The SQLite database at {where} was changed by another connection after "
+                f"this transaction read it, so SQLite refused its write ({detail}). Try "
+                "again; nothing was written."
+            )
+        if sqlite_name.startswith("SQLITE_BUSY"):
+            return StorageUnavailableError(
+                f"The SQLite database at {where} is locked: another connection held its "
+                f"write lock for longer than the {_SQLITE_BUSY_SECONDS:g} s busy timeout "
+                f"({detail}). Another process (or an open sqlite3 shell) is keeping a write "
+                "transaction open: let it finish or stop it, then try again; nothing was "
+                "written."
+            )
+        if sqlstate == _QUERY_CANCELED:
+            if "statement timeout" in str(detail):
+                return StorageUnavailableError(
+                    f"The PostgreSQL server at {where} cancelled a Timestep statement that ran "
+                    f"past its statement_timeout ({detail}). Usually the statement was waiting "
+                    "for a lock another transaction holds (see pg_stat_activity, "
+                    "wait_event_type = 'Lock'); otherwise raise statement_timeout for "
+                    "Timestep's role or database. Try again; nothing was written."
+                )
+            return StorageUnavailableError(
+                f"A Timestep statement on {where} was cancelled on the server ({detail}), "
+                "by an operator (pg_cancel_backend) or a server setting. Try again; nothing "
+                "was written."
+            )
+        if sqlstate == _LOCK_NOT_AVAILABLE:
+            return StorageUnavailableError(
+                f"A Timestep statement on {where} waited for a lock that another transaction "
+                f"holds until lock_timeout ran out ({detail}; Timestep sets "
+                f"{LOCK_TIMEOUT_SECONDS:g} s when the server sets none). Find the session "
+                "holding it (pg_stat_activity: state 'idle in transaction', or "
+                "pg_blocking_pids()) and let it commit or end it, then try again; nothing was "
+                "written."
+            )
+        return None
 
     def _rejected(self, error: BaseException) -> StorageError:
         return StorageError(
@@ -549,6 +615,15 @@ class SQLStateBackend:
         self, error: BaseException, *, outcome: str = "nothing was written"
     ) -> StorageUnavailableError:
         detail = _driver_error(error)
+        if isinstance(detail, _Unanswered):
+            return StorageUnavailableError(
+                f"A statement on the database at {redact_url(self.url)} got no answer within "
+                f"{detail.seconds:g} s. Either the connection stalled (a network path that "
+                "died without closing it: check the server is reachable), or the statement "
+                "waited that long on the server, most often for a lock another transaction "
+                "holds (look for it in pg_stat_activity: wait_event_type = 'Lock', or state "
+                f"'idle in transaction'); {outcome}."
+            )
         text = str(detail)
         if not text and isinstance(detail, TimeoutError):
             text = f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
@@ -566,7 +641,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
         _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -608,6 +683,14 @@ _UNKNOWN_SAVE = (
     "the connection was lost mid-save, so this save may or may not have been written: load "
     "the state to see which"
 )
+
+
+class _Unanswered(TimeoutError):
+    """asyncpg's command timeout: a statement got no answer in time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"a statement got no answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class _ConnectionLost(Exception):
@@ -677,6 +760,26 @@ def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
+
+
+# SQLSTATEs that are the server's own state, not the statement's fault: disk full,
+# query_canceled (statement_timeout, pg_cancel_backend), lock_not_available (lock_timeout).
+_DISK_FULL = "53100"
+_QUERY_CANCELED = "57014"
+_LOCK_NOT_AVAILABLE = "55P03"
+
+_SQLITE_BUSY_SECONDS = 30.0
+
+
+def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
+    """New PostgreSQL connection: give up a lock wait after :data:`LOCK_TIMEOUT_SECONDS`
+    unless the server, database or role already sets a ``lock_timeout`` (theirs wins)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(
+        "SELECT set_config('lock_timeout', $1, false) WHERE current_setting('lock_timeout') = '0'",
+        (f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms",),
+    )
+    cursor.close()
 
 
 # SQLSTATEs of a connection that failed or that the server is closing: class 08 (connection
