@@ -9,11 +9,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import AsyncGenerator
 
+from .._loops import at_loop_shutdown
 from ..config import load_settings, normalize_db_url, redact_url, url_scheme
 from ..errors import ConfigurationError
 from ..hookspecs import BackendFactory
@@ -130,40 +130,22 @@ def _release_closed_loops() -> None:
 def _close_at_shutdown(
     loop: asyncio.AbstractEventLoop, per_loop: _LoopBackends
 ) -> AsyncGenerator[None] | None:
-    """Have ``loop`` close ``per_loop``'s backends when it shuts down; the hook, if it can.
-
-    An event loop offers no "closing" callback, but ``shutdown_asyncgens()`` (which
-    ``asyncio.run`` and ``asyncio.Runner`` call, still running the loop, before closing it)
-    finalises every async generator started on it and not yet finished. So start one that
-    closes the backends when it is finalised. Without this a loop that ends without
-    :func:`close_backends` would leave its connections open for the life of the process.
-    """
-    if getattr(loop, "_asyncgens_shutdown_called", False):
-        # Already shutting down (a generator's cleanup code is storing something): a hook
-        # started now would never run, and the loop would warn about it.
-        return None
-
+    """Have ``loop`` close ``per_loop``'s backends when it shuts down (see
+    :mod:`timestep._loops`); without this a loop that ends without :func:`close_backends`
+    would leave its connections open for the life of the process."""
     # Weakly: the cache's value must not keep its own key alive.
     loop_ref = weakref.ref(loop)
 
-    async def hook() -> AsyncGenerator[None]:
-        try:
-            yield
-        finally:
-            ended = loop_ref()
-            if ended is not None and _backends.get(ended) is per_loop:
-                del _backends[ended]
-            backends = list(per_loop.backends.values())
-            per_loop.backends.clear()
-            for backend in backends:
-                try:
-                    await backend.close()
-                except Exception:
-                    _log.warning("Closing %r as its loop ended failed", backend, exc_info=True)
+    async def close() -> None:
+        ended = loop_ref()
+        if ended is not None and _backends.get(ended) is per_loop:
+            del _backends[ended]
+        backends = list(per_loop.backends.values())
+        per_loop.backends.clear()
+        # One failing backend must not keep the others open.
+        results = await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
+        for backend, result in zip(backends, results, strict=True):
+            if isinstance(result, BaseException):
+                _log.warning("Closing %r as its event loop ended failed: %r", backend, result)
 
-    started = hook()
-    # The first step runs to the `yield` without suspending, so it completes synchronously;
-    # starting it registers the generator with the running loop for shutdown_asyncgens().
-    with contextlib.suppress(StopIteration):
-        started.asend(None).send(None)
-    return started
+    return at_loop_shutdown(close)
