@@ -17,7 +17,13 @@ import asyncpg
 import pytest
 
 from scenario import ask_to_delete, ops_agent, paused_run, say
-from timestep import RunStateStore, StorageError, StorageUnavailableError, run_agent
+from timestep import (
+    RunStateStore,
+    StorageError,
+    StorageUnavailableError,
+    TimestepSession,
+    run_agent,
+)
 from timestep.storage import close_backends, get_backend
 from timestep.storage import sql as sql_backend
 
@@ -60,6 +66,11 @@ async def test_a_full_sqlite_database_says_it_is_full_and_keeps_what_it_has(
 
     assert not isinstance(full.value, StorageUnavailableError)
     assert_names_the_cause(full.value, "full", "disk", "nothing was written")
+    # Sessions write through a transaction of their own: same cause, same words.
+    note = {"role": "user", "content": "/tmp/x " * 100_000}
+    with pytest.raises(StorageError) as session_full:
+        await TimestepSession("ticket-2", url=sqlite_url).add_items([note])  # type: ignore[list-item]
+    assert_names_the_cause(session_full.value, "full", "disk", "nothing was written")
     assert await RunStateStore(agent=agent, session_id="ticket-1", url=sqlite_url).info()
 
 

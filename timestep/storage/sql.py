@@ -432,8 +432,8 @@ class SQLStateBackend:
             if self._migrated:
                 return
             # Nearly every first use finds the schema current. Check with a plain read, which
-            # never waits for a writer (SQLite in WAL mode, PostgreSQL's advisory lock), so a
-            # fresh process can read while another writes; take the lock only to migrate.
+            # waits for no writer (SQLite in WAL mode) and no other migrator (the advisory
+            # lock), so a fresh process reads while another writes; lock only to migrate.
             async with self._guard(), self._connect() as conn, conn.begin():
                 if not needs_migrations(await conn.run_sync(applied_versions)):
                     self._migrated = True
