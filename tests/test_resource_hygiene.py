@@ -229,7 +229,7 @@ def test_a_new_event_loop_per_request_without_aclose_holds_connections_bounded(
 ) -> None:
     # asyncio.run() per request: sync web handlers, Celery tasks, scripts. Each loop's pool
     # must be released when that loop ends, or the server runs out of connections.
-    done = run_python(__file__, "per-call-loops", db_url, "250", home=timestep_home)
+    done = run_python(__file__, "per-call-loops", db_url, "200", home=timestep_home)
 
     peak = json.loads(done.stdout.splitlines()[-1])
     pool_limit = 15  # pool_size 5 + max_overflow 10 (timestep/storage/sql.py)
