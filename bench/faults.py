@@ -1,7 +1,8 @@
 """What faults do to stored runs: a PostgreSQL restart under load, writers racing, people
-deciding at once, and hostile input.
+deciding at once, hostile input, event loops nobody closes Timestep in, and readers next to a
+writer.
 
-Four runs, the same ones the tests assert on, printed as figures:
+Six runs, the same ones the tests assert on, printed as figures:
 
 * outage: writer and reader tasks save and load real paused ``RunState`` s on a private
   PostgreSQL server (initdb'd into a temporary folder, never the shared one) while it is
@@ -23,6 +24,14 @@ Four runs, the same ones the tests assert on, printed as figures:
   (bench/_hostile.py, the generators of tests/test_hostile_input.py with a fixed seed), on
   SQLite and the private PostgreSQL server. Printed: cases tried and handled per kind (handled:
   a ``TimestepError`` or success, in time, with no row changed that should not be).
+* loops: ``asyncio.run(save + load)`` per call, 500 times, never calling ``timestep.aclose()``
+  (a sync web handler, a Celery task). Printed per backend: threads and files left open in the
+  process and, on PostgreSQL, the server's connections to the database (goal: within one pool,
+  15). tests/test_resource_hygiene.py asserts it.
+* readers: fresh readers (each a new event loop, as each CLI call is a new process) list and
+  load while another process holds a write transaction open. Printed: readers that failed and
+  the slowest read (goal: no wait for the writer; on SQLite a wait costs the 30 s busy
+  timeout). tests/test_concurrency.py asserts it.
 
 The machinery lives in tests/ (tests/pg_cluster.py, tests/outage_load.py,
 tests/concurrency_worker.py, tests/ops_process.py) and is imported from there: the tests run
@@ -33,6 +42,7 @@ Run from the repository root::
     .venv/bin/python bench/faults.py
     .venv/bin/python bench/faults.py --processes 8 --saves 500 --backends postgres
     .venv/bin/python bench/faults.py --parts decisions --pairs 50
+    .venv/bin/python bench/faults.py --parts loops,readers --loops 500
 
 The exit code is 0 when every invariant held, 1 otherwise (lost or missing saves, unexpected
 errors), and 2 when no private PostgreSQL server can be started here.
@@ -44,8 +54,10 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -65,7 +77,7 @@ from timestep import RunStateStore, TimestepError
 from timestep.storage import close_backends
 
 BACKENDS = ("sqlite", "postgres")
-PARTS = ("outage", "concurrency", "decisions", "hostile")
+PARTS = ("outage", "concurrency", "decisions", "hostile", "loops", "readers")
 
 
 async def create_database(cluster: PrivateCluster) -> str:
@@ -210,6 +222,157 @@ async def hostile(backend: str, url: str, per_kind: int) -> bool:
     return all(tried == handled for tried, handled in counts.values())
 
 
+# --- loops: an event loop per call, never aclose() -------------------------------------------
+
+POOL_LIMIT = 15  # pool_size 5 + max_overflow 10 (timestep/storage/sql.py)
+
+
+def loops(backend: str, url: str, calls: int) -> bool:
+    """``asyncio.run(store.save/load)`` per call, as a sync web handler or a Celery task does,
+    with no ``timestep.aclose()``: the connections, threads and files left afterwards."""
+    from scenario import paused_run
+
+    began = time.monotonic()
+    agent, paused = asyncio.run(paused_run())
+    state = paused.to_state()
+
+    async def request(number: int) -> None:
+        session = f"loop-{number}"
+        await RunStateStore(agent=agent, session_id=session, url=url).save(state)
+        await RunStateStore(agent=agent, session_id=session, url=url).load()
+
+    # The server is watched through one connection of its own, opened before the calls (on
+    # a loop kept aside), so a server that refuses new clients can still be counted.
+    watcher_loop = asyncio.new_event_loop()
+    watcher = (
+        watcher_loop.run_until_complete(asyncpg.connect(url, timeout=10))
+        if backend == "postgres"
+        else None
+    )
+
+    def server_connections() -> int:
+        if watcher is None:
+            return 0
+        count: int = watcher_loop.run_until_complete(
+            watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        return count
+
+    files_before = len(os.listdir("/proc/self/fd"))
+    threads_before = threading.active_count()
+    peak, failed, first_failed = 0, 0, 0
+    try:
+        for number in range(calls):
+            try:
+                asyncio.run(request(number))
+            except TimestepError:
+                failed += 1
+                first_failed = first_failed or number + 1
+            if number % 25 == 24:
+                peak = max(peak, server_connections())
+        figures = {
+            "calls, each in its own event loop": calls,
+            "calls that failed": failed,
+            "first call that failed (0: none)": first_failed,
+            f"threads left open (goal <= {POOL_LIMIT})": threading.active_count() - threads_before,
+            "files left open": len(os.listdir("/proc/self/fd")) - files_before,
+        }
+        if watcher is not None:
+            figures[f"server connections after (goal <= {POOL_LIMIT})"] = server_connections()
+            figures[f"server connections, most seen (goal <= {POOL_LIMIT})"] = peak
+    finally:
+        if watcher is not None:
+            watcher_loop.run_until_complete(watcher.close())
+        watcher_loop.close()
+    title = f"loops: {calls} calls of asyncio.run() without aclose(), {backend}"
+    print_figures(title, figures, time.monotonic() - began)
+    return failed == 0 and all(
+        value <= POOL_LIMIT for label, value in figures.items() if "goal" in label
+    )
+
+
+# --- readers: reading while another process writes --------------------------------------------
+
+_HOLD_SQLITE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE timestep_run_states SET current_agent = current_agent")
+print("held", flush=True)
+sys.stdin.read()
+conn.rollback()
+"""
+
+_HOLD_POSTGRES = """
+import asyncio, sys, asyncpg
+async def hold():
+    conn = await asyncpg.connect(sys.argv[1])
+    async with conn.transaction():
+        await conn.execute("UPDATE timestep_run_states SET current_agent = current_agent")
+        print("held", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await conn.close()
+asyncio.run(hold())
+"""
+
+
+def readers(backend: str, url: str, count: int) -> bool:
+    """Fresh readers (each a new event loop, as each CLI call is a new process) list and load
+    while another process holds a write transaction open on every row."""
+    from scenario import paused_run
+
+    began = time.monotonic()
+
+    async def prepare() -> Any:
+        agent, paused = await paused_run()
+        await RunStateStore(agent=agent, session_id="ticket-1", url=url).save(paused)
+        return agent
+
+    agent = asyncio.run(prepare())
+    target = url.removeprefix("sqlite:///") if backend == "sqlite" else url
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_SQLITE if backend == "sqlite" else _HOLD_POSTGRES, target],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    waits: list[float] = []
+    failures = 0
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        async def read() -> None:
+            store = RunStateStore(agent=agent, session_id="ticket-1", url=url)
+            await asyncio.wait_for(store.list(), timeout=60)
+            await asyncio.wait_for(store.load(), timeout=60)
+
+        for _ in range(count):
+            started = time.monotonic()
+            try:
+                asyncio.run(read())
+            except (TimestepError, TimeoutError):
+                failures += 1
+            waits.append(time.monotonic() - started)
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.close()
+        holder.wait(timeout=30)
+    waits.sort()
+    figures = {
+        "fresh readers (schema check, list, load)": count,
+        "readers that failed": failures,
+        "median read, ms": round(1000 * waits[len(waits) // 2]),
+        "slowest read, ms (goal: no lock wait)": round(1000 * waits[-1]),
+    }
+    title = f"readers: while another process holds a write transaction, {backend}"
+    print_figures(title, figures, time.monotonic() - began)
+    # A wait for the writer would take the 30 s busy timeout (SQLite); allow a slow machine.
+    return failures == 0 and waits[-1] < 5
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--writers", type=int, default=4, help="outage: writer tasks")
@@ -219,6 +382,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, default=4, help="concurrency: shared sessions")
     parser.add_argument("--pairs", type=int, default=50, help="decisions: racing pairs")
     parser.add_argument("--hostile", type=int, default=50, help="hostile input: cases per kind")
+    parser.add_argument("--loops", type=int, default=500, help="loops: asyncio.run() calls")
+    parser.add_argument(
+        "--fresh-readers", type=int, default=20, help="readers: readers, each a new loop"
+    )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="concurrency: sqlite,postgres"
     )
@@ -281,6 +448,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     url = asyncio.run(create_database(cluster))
                 ok &= asyncio.run(hostile(backend, url, args.hostile))
+                print()
+
+            for backend in args.backends if "loops" in args.parts else ():
+                if backend == "sqlite":
+                    url = f"sqlite:///{home}/loops.db"
+                else:
+                    url = asyncio.run(create_database(cluster))
+                ok &= loops(backend, url, args.loops)
+                print()
+
+            for backend in args.backends if "readers" in args.parts else ():
+                if backend == "sqlite":
+                    url = f"sqlite:///{home}/readers.db"
+                else:
+                    url = asyncio.run(create_database(cluster))
+                ok &= readers(backend, url, args.fresh_readers)
                 print()
 
     finally:

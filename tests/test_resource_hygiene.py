@@ -22,6 +22,7 @@ import contextlib
 import gc
 import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -117,6 +118,54 @@ def main(ollama_url: str, openai_url: str, *urls: str) -> None:
     print(json.dumps(report), flush=True)
 
 
+def per_call_loops(url: str, calls: str, style: str = "asyncio.run") -> None:
+    """A sync web handler's way: every request runs its own event loop (``asyncio.run``, or
+    with ``style="loop.close"`` a loop closed by hand) and nobody ever calls
+    ``timestep.aclose()``. Prints the most database connections (PostgreSQL, from
+    ``pg_stat_activity``), threads and open files seen between requests."""
+    from scenario import paused_run
+
+    agent, paused = asyncio.run(paused_run())
+    state = paused.to_state()
+
+    async def request(number: int) -> None:
+        store = RunStateStore(agent=agent, session_id=f"ticket-{number}", url=url)
+        await store.save(state)
+        await RunStateStore(agent=agent, session_id=f"ticket-{number}", url=url).load()
+
+    peak = {"connections": 0, "threads": 0, "files": 0}
+    files_before = len(open_files())
+    for number in range(int(calls)):
+        if style == "asyncio.run":
+            asyncio.run(request(number))
+        else:
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(request(number))
+            loop.close()
+        if number % 10 == 9:
+            peak["threads"] = max(peak["threads"], threading.active_count() - 1)
+            peak["files"] = max(peak["files"], len(open_files()) - files_before)
+            if url.startswith("postgresql"):
+                connections = asyncio.run(server_connections(url))
+                peak["connections"] = max(peak["connections"], connections)
+    print(json.dumps(peak), flush=True)
+
+
+async def server_connections(url: str) -> int:
+    """How many connections the server holds to this database, not counting the asking one."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return count
+
+
 def open_files() -> dict[int, str]:
     """This process's open file descriptors and what each is (a path, ``socket:[...]``...)."""
     found = {}
@@ -175,6 +224,43 @@ def test_a_child_process_that_leaves_a_file_open_fails_its_test(timestep_home: P
     assert any(marker in str(failed.value) for marker in LEAK_MARKERS)
 
 
+def test_a_new_event_loop_per_request_without_aclose_holds_connections_bounded(
+    db_url: str, timestep_home: Path
+) -> None:
+    # asyncio.run() per request: sync web handlers, Celery tasks, scripts. Each loop's pool
+    # must be released when that loop ends, or the server runs out of connections.
+    done = run_python(__file__, "per-call-loops", db_url, "200", home=timestep_home)
+
+    peak = json.loads(done.stdout.splitlines()[-1])
+    pool_limit = 15  # pool_size 5 + max_overflow 10 (timestep/storage/sql.py)
+    assert peak["connections"] <= pool_limit
+    assert peak["threads"] <= pool_limit  # aiosqlite: one thread per open connection
+    assert peak["files"] <= 3 * pool_limit  # SQLite: database, -wal and -shm per connection
+    assert leaks(done.stderr) == []
+
+
+def test_loops_closed_by_hand_without_aclose_do_not_pile_up_connections(
+    db_url: str, timestep_home: Path
+) -> None:
+    # loop.close() alone skips the shutdown step Timestep closes pools in: the pool of such a
+    # loop is cut loose when the next loop first uses Timestep. Python may report those
+    # connections as unclosed (they were), so this child runs without -W error.
+    done = subprocess.run(
+        [sys.executable, __file__, "per-call-loops", db_url, "100", "loop.close"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TIMESTEP_HOME": str(timestep_home)},
+        timeout=180,
+        check=True,
+    )
+
+    peak = json.loads(done.stdout.splitlines()[-1])
+    pool_limit = 15
+    assert peak["connections"] <= pool_limit
+    assert peak["threads"] <= pool_limit
+    assert peak["files"] <= 3 * pool_limit
+
+
 @pytest.fixture
 def fakes() -> Iterator[dict[str, Any]]:
     """The Ollama plugin's fake Ollama and OpenAI servers on 127.0.0.1."""
@@ -193,4 +279,7 @@ def fakes() -> Iterator[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "per-call-loops":
+        per_call_loops(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

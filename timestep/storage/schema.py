@@ -45,6 +45,7 @@ __all__ = [
     "metadata",
     "migrations",
     "model_usage",
+    "needs_migrations",
     "run_states",
     "session_items",
     "sessions",
@@ -359,6 +360,22 @@ def applied_versions(conn: Connection) -> dict[str, int]:
     return {component: int(version) for component, version in rows}
 
 
+def needs_migrations(applied: dict[str, int]) -> bool:
+    """Whether any chain misses steps, given :func:`applied_versions`.
+
+    Raises:
+        StorageError: a chain is newer than this code knows; the message says to upgrade.
+    """
+    for component, steps in MIGRATIONS.items():
+        if applied.get(component, 0) > len(steps):
+            raise StorageError(
+                f"The database's {component!r} tables are at version {applied[component]}, "
+                f"newer than this Timestep install understands ({len(steps)}). Upgrade "
+                "timestep to use this database."
+            )
+    return any(applied.get(component, 0) < len(steps) for component, steps in MIGRATIONS.items())
+
+
 def apply_migrations(conn: Connection) -> dict[str, int]:
     """Apply the missing steps inside the caller's transaction; return every chain's version.
 
@@ -368,13 +385,8 @@ def apply_migrations(conn: Connection) -> dict[str, int]:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     applied = applied_versions(conn)
-    for component, steps in MIGRATIONS.items():
-        if applied.get(component, 0) > len(steps):
-            raise StorageError(
-                f"The database's {component!r} tables are at version {applied[component]}, "
-                f"newer than this Timestep install understands ({len(steps)}). Upgrade "
-                "timestep to use this database."
-            )
+    if not needs_migrations(applied):
+        return applied
     migrations.create(conn, checkfirst=True)
     for component, steps in MIGRATIONS.items():
         for version, step in enumerate(steps, start=1):

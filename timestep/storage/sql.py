@@ -20,6 +20,7 @@ import asyncio
 import enum
 import json
 import re
+import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -52,10 +53,11 @@ from ..errors import (
 from ..hookspecs import hookimpl
 from .base import StateRecord, StateStatus, StoredState
 from .paths import private_file
-from .schema import apply_migrations, run_states
+from .schema import applied_versions, apply_migrations, needs_migrations, run_states
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
+    "LOCK_TIMEOUT_SECONDS",
     "STATEMENT_TIMEOUT_SECONDS",
     "SQLStateBackend",
     "register_state_backends",
@@ -69,6 +71,12 @@ STATEMENT_TIMEOUT_SECONDS = 60.0
 """How long a PostgreSQL statement may go unanswered (a network path that died without closing
 the connection) before it is abandoned like a lost connection: cancelled, the connection
 discarded, a read retried once, a write reconciled against the row."""
+
+LOCK_TIMEOUT_SECONDS = 50.0
+"""How long a PostgreSQL statement waits for a lock another transaction holds (a row an
+operator's session left locked) before the server cancels it, when the server sets no
+``lock_timeout`` of its own. Shorter than :data:`STATEMENT_TIMEOUT_SECONDS`, so such a wait ends
+as a definite "nothing was written" naming the lock, not as an unanswered statement."""
 
 _TABLE = run_states.name
 _COLUMNS = (
@@ -161,6 +169,10 @@ class SQLStateBackend:
         self._sqlite_path = None if self._postgres else parsed.database
         self._sql = _Statements(numbered=self._postgres)
         self._engine: AsyncEngine | None = None
+        self._command_timeout = STATEMENT_TIMEOUT_SECONDS
+        # The driver connections the engine has open (pool "connect" / "close" events), so a
+        # pool whose event loop ended without close() can still be cut loose (_abandon).
+        self._opened: dict[int, Any] = {}
         self._migrated = False
         self._migrate_lock = asyncio.Lock()
 
@@ -257,6 +269,37 @@ class SQLStateBackend:
         if engine is not None:
             await engine.dispose()
 
+    def _abandon(self) -> None:
+        """Release the pool of an event loop that was closed without :meth:`close`.
+
+        Its connections cannot be closed politely any more (that needs their loop), so cut
+        them: a PostgreSQL socket is shut down, which ends the server's session at once, and an
+        aiosqlite connection's thread closes its file and exits. Python still reports each
+        asyncpg transport as unclosed (a ResourceWarning) when it is collected: the loop was
+        closed with it open. Later calls open a new pool on their own loop.
+        """
+        engine, self._engine = self._engine, None
+        opened = list(self._opened.values())
+        self._opened.clear()
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
+        for driver in opened:
+            try:
+                if self._postgres:
+                    transport = driver._transport
+                    if transport is not None:
+                        transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                else:
+                    _stopping.add(driver)
+                    stopped = driver.stop()
+                    if stopped is None:
+                        continue
+                    # Held until its thread has closed the file: collected before that, it
+                    # would warn that it was never closed.
+                    stopped.add_done_callback(lambda _, held=driver: _stopping.discard(held))
+            except Exception:
+                continue  # already gone
+
     async def _run(self, sql: str, params: Sequence[Any], *, retry: bool = True) -> Sequence[Any]:
         """Execute one statement in autocommit and return its rows.
 
@@ -279,9 +322,7 @@ class SQLStateBackend:
                     # shutdown notice), so ask the connection too, as SQLAlchemy does.
                     lost: BaseException = error
                     if isinstance(error, TimeoutError):  # asyncpg's command_timeout
-                        lost = TimeoutError(
-                            f"a statement got no answer within {STATEMENT_TIMEOUT_SECONDS:g} s"
-                        )
+                        lost = _Unanswered(self._command_timeout)
                     elif not _is_connection_error(error):
                         if not (self._postgres and raw.is_closed()):
                             raise
@@ -391,6 +432,13 @@ class SQLStateBackend:
         async with self._migrate_lock:
             if self._migrated:
                 return
+            # Nearly every first use finds the schema current. Check with a plain read, which
+            # waits for no writer (SQLite in WAL mode) and no other migrator (the advisory
+            # lock), so a fresh process reads while another writes; lock only to migrate.
+            async with self._guard(), self._connect() as conn, conn.begin():
+                if not needs_migrations(await conn.run_sync(applied_versions)):
+                    self._migrated = True
+                    return
             # SQLite: take the write lock up front so concurrent first users queue.
             options = (
                 self._transactional if self._postgres else {"timestep_begin": "BEGIN IMMEDIATE"}
@@ -401,6 +449,8 @@ class SQLStateBackend:
 
     def _get_engine(self) -> AsyncEngine:
         if self._engine is None:
+            # Read at creation, like every other engine setting (tests shorten it).
+            self._command_timeout = STATEMENT_TIMEOUT_SECONDS
             self._engine = self._create_engine()
         return self._engine
 
@@ -416,12 +466,14 @@ class SQLStateBackend:
                 max_overflow=10,
                 connect_args={
                     "timeout": CONNECT_TIMEOUT_SECONDS,
-                    "command_timeout": STATEMENT_TIMEOUT_SECONDS,
+                    "command_timeout": self._command_timeout,
                 },
                 **common,
             )
             # Not pool_pre_ping: that costs a round trip per call, this an attribute read.
             event.listen(engine.sync_engine, "checkout", _discard_closed)
+            event.listen(engine.sync_engine, "connect", _bound_lock_waits)
+            self._track_connections(engine)
             return engine
         in_memory = self._sqlite_path in (None, "", ":memory:")
         if not in_memory:
@@ -441,7 +493,7 @@ class SQLStateBackend:
                     self.url,
                     # An in-memory database lives in one connection; share it.
                     **({"poolclass": StaticPool} if in_memory else {}),
-                    connect_args={"timeout": 30},
+                    connect_args={"timeout": _SQLITE_BUSY_SECONDS},
                     **common,
                 )
             except SAWarning as warning:
@@ -450,7 +502,21 @@ class SQLStateBackend:
                     f"({str(warning).split(';')[0]}). Remove them from the part after '?'."
                 ) from None
         _configure_sqlite(engine)
+        self._track_connections(engine)
         return engine
+
+    def _track_connections(self, engine: AsyncEngine) -> None:
+        opened = self._opened
+
+        def connected(dbapi_connection: Any, _record: Any) -> None:
+            opened[id(dbapi_connection)] = dbapi_connection.driver_connection
+
+        def closed(dbapi_connection: Any, *_record: Any) -> None:
+            opened.pop(id(dbapi_connection), None)
+
+        event.listen(engine.sync_engine, "connect", connected)
+        event.listen(engine.sync_engine, "close", closed)
+        event.listen(engine.sync_engine, "close_detached", closed)
 
     def _timestamp(self, moment: datetime) -> datetime | str:
         # asyncpg takes datetimes for timestamptz; SQLite stores the text form SQLAlchemy
@@ -469,7 +535,7 @@ class SQLStateBackend:
         except DBAPIError as error:
             if error.connection_invalidated or _is_connection_error(error):
                 raise self._unavailable(error) from error
-            raise self._rejected(error.orig or error) from error
+            raise self._explained(error) or self._rejected(error.orig or error) from error
         except SQLAlchemyError as error:
             if _is_connection_error(error):
                 raise self._unavailable(error) from error
@@ -479,8 +545,65 @@ class SQLStateBackend:
             if type(error).__module__.split(".")[0] in {"asyncpg", "sqlite3", "aiosqlite"}:
                 if _is_connection_error(error):
                     raise self._unavailable(error) from error
-                raise self._rejected(error) from error
+                raise self._explained(error) or self._rejected(error) from error
             raise
+
+    def _explained(self, error: BaseException) -> StorageError | None:
+        """The error for a driver failure that is the database's own state, not the schema's:
+        out of space, locked, or a server-side time limit. ``None`` for anything else.
+
+        Each of these fails the statement (or the transaction) as a whole, so nothing of it
+        was written.
+        """
+        detail = _driver_error(error)
+        sqlite_name = str(getattr(detail, "sqlite_errorname", ""))
+        sqlstate = str(getattr(detail, "sqlstate", "") or "")
+        where = redact_url(self.url)
+        if sqlite_name == "SQLITE_FULL" or sqlstate == _DISK_FULL:
+            limit = " (or the file reached SQLite's max_page_count)" if sqlite_name else ""
+            return StorageError(
+                f"The database at {where} is full: the disk it is stored on has no space "
+                f"left{limit} ({type(detail).__name__}: {detail}). Free disk space, or move "
+                "the database to a larger disk, and try again; nothing was written."
+            )
+        if sqlite_name == "SQLITE_BUSY_SNAPSHOT":
+            return StorageUnavailableError(
+                f"The SQLite database at {where} was changed by another connection after "
+                f"this transaction read it, so SQLite refused its write ({detail}). Try "
+                "again; nothing was written."
+            )
+        if sqlite_name.startswith("SQLITE_BUSY"):
+            return StorageUnavailableError(
+                f"The SQLite database at {where} is locked: another connection held its "
+                f"write lock for longer than the {_SQLITE_BUSY_SECONDS:g} s busy timeout "
+                f"({detail}). Another process (or an open sqlite3 shell) is keeping a write "
+                "transaction open: let it finish or stop it, then try again; nothing was "
+                "written."
+            )
+        if sqlstate == _QUERY_CANCELED:
+            if "statement timeout" in str(detail):
+                return StorageUnavailableError(
+                    f"The PostgreSQL server at {where} cancelled a Timestep statement that ran "
+                    f"past its statement_timeout ({detail}). Usually the statement was waiting "
+                    "for a lock another transaction holds (see pg_stat_activity, "
+                    "wait_event_type = 'Lock'); otherwise raise statement_timeout for "
+                    "Timestep's role or database. Try again; nothing was written."
+                )
+            return StorageUnavailableError(
+                f"A Timestep statement on {where} was cancelled on the server ({detail}), "
+                "by an operator (pg_cancel_backend) or a server setting. Try again; nothing "
+                "was written."
+            )
+        if sqlstate == _LOCK_NOT_AVAILABLE:
+            return StorageUnavailableError(
+                f"A Timestep statement on {where} waited for a lock that another transaction "
+                f"holds until lock_timeout ran out ({detail}; Timestep sets "
+                f"{LOCK_TIMEOUT_SECONDS:g} s when the server sets none). Find the session "
+                "holding it (pg_stat_activity: state 'idle in transaction', or "
+                "pg_blocking_pids()) and let it commit or end it, then try again; nothing was "
+                "written."
+            )
+        return None
 
     def _rejected(self, error: BaseException) -> StorageError:
         return StorageError(
@@ -493,6 +616,15 @@ class SQLStateBackend:
         self, error: BaseException, *, outcome: str = "nothing was written"
     ) -> StorageUnavailableError:
         detail = _driver_error(error)
+        if isinstance(detail, _Unanswered):
+            return StorageUnavailableError(
+                f"A statement on the database at {redact_url(self.url)} got no answer within "
+                f"{detail.seconds:g} s. Either the connection stalled (a network path that "
+                "died without closing it: check the server is reachable), or the statement "
+                "waited that long on the server, most often for a lock another transaction "
+                "holds (look for it in pg_stat_activity: wait_event_type = 'Lock', or state "
+                f"'idle in transaction'); {outcome}."
+            )
         text = str(detail)
         if not text and isinstance(detail, TimeoutError):
             text = f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
@@ -510,7 +642,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
         _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -541,6 +673,9 @@ def _use_wal(cursor: Any) -> None:
             await_only(asyncio.sleep(0.05))
 
 
+# aiosqlite connections of abandoned pools whose threads are still closing them.
+_stopping: set[Any] = set()
+
 _UNKNOWN_COMMIT = (
     "the connection was lost while committing, so the change may or may not have been "
     "written: read it back to see which"
@@ -549,6 +684,14 @@ _UNKNOWN_SAVE = (
     "the connection was lost mid-save, so this save may or may not have been written: load "
     "the state to see which"
 )
+
+
+class _Unanswered(TimeoutError):
+    """asyncpg's command timeout: a statement got no answer in time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"a statement got no answer within {seconds:g} s")
+        self.seconds = seconds
 
 
 class _ConnectionLost(Exception):
@@ -618,6 +761,26 @@ def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
+
+
+# SQLSTATEs that are the server's own state, not the statement's fault: disk full,
+# query_canceled (statement_timeout, pg_cancel_backend), lock_not_available (lock_timeout).
+_DISK_FULL = "53100"
+_QUERY_CANCELED = "57014"
+_LOCK_NOT_AVAILABLE = "55P03"
+
+_SQLITE_BUSY_SECONDS = 30.0
+
+
+def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
+    """New PostgreSQL connection: give up a lock wait after :data:`LOCK_TIMEOUT_SECONDS`
+    unless the server, database or role already sets a ``lock_timeout`` (theirs wins)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(
+        "SELECT set_config('lock_timeout', $1, false) WHERE current_setting('lock_timeout') = '0'",
+        (f"{int(LOCK_TIMEOUT_SECONDS * 1000)}ms",),
+    )
+    cursor.close()
 
 
 # SQLSTATEs of a connection that failed or that the server is closing: class 08 (connection

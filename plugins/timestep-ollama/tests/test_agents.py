@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import json
+import os
 from typing import Any
 
 import pytest
@@ -383,3 +386,27 @@ async def test_traced_runs_record_the_generation(
     assert exported["input"] == [
         {"role": "user", "content": "What is this?", "images": "<1 image(s)>"}
     ]
+
+
+def test_an_event_loop_per_call_without_aclose_leaves_no_connection_open(
+    ollama_server: FakeOllama,
+) -> None:
+    # asyncio.run() per request (a sync web handler, a Celery task), never calling
+    # provider.aclose(): each loop's client must close as its loop shuts down.
+    provider = OllamaModelProvider(base_url=ollama_server.url)
+    agent = Agent(name="Desk", model=provider.get_model("llama3"))
+    ollama_server.reply(*["Hi." for _ in range(30)])
+
+    def open_sockets() -> int:
+        return sum(
+            os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")
+        )
+
+    before = open_sockets()
+    for _ in range(30):
+        assert asyncio.run(run_agent(agent, "Hello")).final_output == "Hi."
+    gc.collect()
+
+    assert open_sockets() - before <= 2  # at most one keep-alive connection, both ends

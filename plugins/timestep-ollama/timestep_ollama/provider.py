@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
+from collections.abc import AsyncGenerator
+from functools import partial
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
@@ -28,6 +31,7 @@ import ollama
 from agents import Model, ModelProvider
 
 from timestep import ConfigurationError
+from timestep._loops import at_loop_shutdown
 
 from .errors import OllamaCloudKeyMissingError
 from .model import DEFAULT_HOST, OllamaModel, open_client
@@ -77,7 +81,7 @@ class OllamaModelProvider(ModelProvider):
 
     Environment variables are read when a model is looked up, so a provider built early
     still follows later configuration. Clients are opened lazily, one per (server, key,
-    event loop), and closed by :meth:`aclose`.
+    event loop), and closed by :meth:`aclose` or, at the latest, when their loop shuts down.
     """
 
     def __init__(
@@ -105,6 +109,10 @@ class OllamaModelProvider(ModelProvider):
         self._clients: WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[tuple[str, str | None], ollama.AsyncClient]
         ] = WeakKeyDictionary()
+        # Per loop, the hook that closes its clients as it shuts down (timestep._loops).
+        self._hooks: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None]] = (
+            WeakKeyDictionary()
+        )
 
     def get_model(self, model_name: str | None) -> Model:
         """The model for ``model_name`` (the part after ``ollama/``), local or Cloud.
@@ -147,10 +155,12 @@ class OllamaModelProvider(ModelProvider):
         running = asyncio.get_running_loop()
         clients = list(self._clients.items())
         self._clients.clear()
+        hook = self._hooks.pop(running, None)
         for loop, by_server in clients:
             if loop is running:
-                for client in by_server.values():
-                    await client.close()  # type: ignore[no-untyped-call]  # ollama leaves it bare
+                await _close(by_server)
+        if hook is not None:
+            await hook.aclose()
 
     def _cloud_host(self) -> str:
         return self._cloud_base_url or os.environ.get("OLLAMA_CLOUD_HOST") or DEFAULT_CLOUD_HOST
@@ -158,11 +168,37 @@ class OllamaModelProvider(ModelProvider):
     def _client(self, host: str, key: str | None) -> ollama.AsyncClient:
         # httpx clients hold connections tied to the loop that opened them, so each event
         # loop gets its own client per server and key.
-        by_server = self._clients.setdefault(asyncio.get_running_loop(), {})
+        loop = asyncio.get_running_loop()
+        by_server = self._clients.get(loop)
+        if by_server is None:
+            by_server = self._clients[loop] = {}
+            # A loop that ends without aclose() (asyncio.run per call) closes its clients as
+            # it shuts down, instead of leaving a connection open per loop.
+            hook = at_loop_shutdown(partial(self._loop_ended, weakref.ref(loop), by_server))
+            if hook is not None:
+                self._hooks[loop] = hook
         client = by_server.get((host, key))
         if client is None:
             client = by_server[(host, key)] = open_client(host, key)
         return client
+
+    async def _loop_ended(
+        self,
+        loop_ref: weakref.ref[asyncio.AbstractEventLoop],
+        by_server: dict[tuple[str, str | None], ollama.AsyncClient],
+    ) -> None:
+        loop = loop_ref()
+        if loop is not None and self._clients.get(loop) is by_server:
+            del self._clients[loop]
+            self._hooks.pop(loop, None)
+        await _close(by_server)
+
+
+async def _close(by_server: dict[tuple[str, str | None], ollama.AsyncClient]) -> None:
+    clients = list(by_server.values())
+    by_server.clear()
+    for client in clients:
+        await client.close()  # type: ignore[no-untyped-call]  # ollama leaves it bare
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
