@@ -47,9 +47,16 @@ def record(tmp_path: Path) -> Path:
 def worker(timestep_home: Path, record: Path) -> Iterator[Start]:
     """Start a worker process on a database (``--start``/``--wait``/... as extra args).
 
-    Workers still alive when the test ends (it failed midway) are killed.
+    Workers still alive when the test ends (it failed midway) are killed. They have ids of
+    their own and heartbeat every 0.2 s; a restart (a new id) gets its killed predecessor's
+    runs back once their heartbeat is 3 s old.
     """
-    env = {**os.environ, "TIMESTEP_HOME": str(timestep_home)}
+    env = {
+        **os.environ,
+        "TIMESTEP_HOME": str(timestep_home),
+        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
+        "TIMESTEP_WORKER_DEAD_AFTER": "3",
+    }
     started: list[Worker] = []
 
     def start(url: str, *args: str) -> Worker:
@@ -176,8 +183,11 @@ def test_only_the_crashed_workers_restart_recovers_its_run_and_it_runs_once(
     worker: Start, record: Path, postgres_url: str, tmp_path: Path
 ) -> None:
     stop = str(tmp_path / "stop")
+    # w1 counts as dead only after a minute of silence: within this test, nobody adopts its run.
     blocked = worker(
-        postgres_url, "--executor-id", "w1", "--start", "order-8", "--block", "tool:c2"
+        postgres_url,
+        *("--executor-id", "w1", "--dead-after", "60"),
+        *("--start", "order-8", "--block", "tool:c2"),
     )
     bystander = worker(postgres_url, "--executor-id", "w2", "--serve-until", stop)
     wait_until(blocked_at(record, "tool:c2"), "w1 to reach tool:c2")
@@ -185,7 +195,8 @@ def test_only_the_crashed_workers_restart_recovers_its_run_and_it_runs_once(
 
     blocked.kill()
     # Neither w2 (alive all along) nor w3 (launching after the crash) touches w1's run: at
-    # launch a worker recovers only the runs of its own executor id.
+    # launch a worker recovers only the runs of its own executor id, and w1's heartbeat is
+    # not yet old enough for them to adopt it.
     latecomer = worker(postgres_url, "--executor-id", "w3", "--serve-until", stop)
     wait_until(launched_worker(record, latecomer.pid), "w3 to launch")
     time.sleep(1.0)

@@ -2,15 +2,17 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH]
+                               [--session PATH] [--dead-after S]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
 ``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
-worker started (``--wait``; a restarted worker recovers it at launch), or serves until a file
-appears. ``--block LABEL`` makes the worker hang at that model call, tool call or guardrail, so
-the test can ``kill -9`` it there. An approver decides a parked run without launching
-anything. Each prints JSON lines; the last one is the outcome.
+worker started (``--wait``; it comes back when a live worker adopts it, or at launch for a
+worker restarted under its old ``--executor-id``), or serves until a file appears. Without
+``--executor-id`` a worker has an id of its own; ``--dead-after`` is how long it may be silent
+before live workers adopt its runs. ``--block LABEL`` makes the worker hang at that model call,
+tool call or guardrail, so the test can ``kill -9`` it there. An approver decides a parked run
+without launching anything. Each prints JSON lines; the last one is the outcome.
 """
 
 from __future__ import annotations
@@ -49,11 +51,14 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     recorder = Recorder(Path(args.record), block=args.block)
     agent = register_agent(clerk(recorder, approval=args.approval, delay=args.delay))
     configure_dbos(
-        args.url, executor_id=args.executor_id, notification_listener_polling_interval_sec=0.05
+        args.url,
+        executor_id=args.executor_id,
+        dead_after=args.dead_after,
+        notification_listener_polling_interval_sec=0.05,
     )
-    ensure_dbos_launched()
+    settings = ensure_dbos_launched()
     recorder.write("worker", "launched")
-    say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
+    say(event="launched", pid=os.getpid(), executor_id=settings.executor_id)
     try:
         if args.start:
             session = SQLiteSession(SESSION_ID, args.session) if args.session else None
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("worker")
     run.add_argument("url")
     run.add_argument("record")
-    run.add_argument("--executor-id", default="local")
+    run.add_argument("--executor-id", default=None)
     run.add_argument("--start")
     run.add_argument("--wait")
     run.add_argument("--serve-until", default="stop")
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--block")
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--session")
+    run.add_argument("--dead-after", type=float)
     decide = commands.add_parser("approve")
     decide.add_argument("url")
     decide.add_argument("workflow_id")

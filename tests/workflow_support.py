@@ -35,6 +35,7 @@ from agents import (
     input_guardrail,
 )
 from agents.testing import ScriptedModel, assistant_message, function_call
+from dbos import DBOS
 
 from timestep.workflows import (
     PendingApproval,
@@ -72,7 +73,8 @@ class Recorder:
         self._lock = threading.Lock()
 
     def write(self, label: str, phase: str) -> None:
-        event = {"label": label, "phase": phase, "pid": os.getpid()}
+        # The workflow id tells apart the runs of several workers sharing one record file.
+        event = {"label": label, "phase": phase, "pid": os.getpid(), "workflow": DBOS.workflow_id}
         with self._lock:
             self.events.append(event)
             if self.path is not None:

@@ -51,6 +51,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFoundError,
     WorkflowNotLaunchedError,
+    WorkflowOwnerAliveError,
     WorkflowRunError,
 )
 from .hookspecs import hookimpl
@@ -155,6 +156,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowNotLaunchedError",
+    "WorkflowOwnerAliveError",
     "WorkflowRunError",
     "WorkflowSettings",
     "__version__",

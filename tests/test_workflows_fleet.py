@@ -1,0 +1,235 @@
+"""A fleet of workers of one program on one database, with no executor id configured.
+
+Every worker is an OS process of its own (tests/workflow_process.py) that records each model
+call, tool call and guardrail check, with its pid, in a shared file, so a test counts exactly
+what ran where. Workers here heartbeat every 0.2 s and count as dead after 3 s of silence
+(``TIMESTEP_WORKER_HEARTBEAT`` / ``TIMESTEP_WORKER_DEAD_AFTER``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+from workflow_support import (
+    FINAL_ANSWER,
+    Worker,
+    blocked_at,
+    count,
+    launched_worker,
+    read_record,
+    wait_until,
+)
+
+from timestep.cli import main
+from timestep.storage.schema import workers
+from timestep.workflows import WorkflowSettings, list_workers
+from timestep.workflows.fleet import Fleet, worker_status
+
+Start = Callable[..., Worker]
+LABELS = ["model:0", "guardrail", "tool:c1", "tool:c2", "model:2", "tool:c3", "model:3"]
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    return tmp_path / "record.jsonl"
+
+
+@pytest.fixture
+def worker(timestep_home: Path, record: Path) -> Iterator[Start]:
+    """Start a worker process with default identity (extra args as in workflow_process.py)."""
+    env = {
+        **os.environ,
+        "TIMESTEP_HOME": str(timestep_home),
+        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
+        "TIMESTEP_WORKER_DEAD_AFTER": "3",
+    }
+    env.pop("TIMESTEP_EXECUTOR_ID", None)
+    started: list[Worker] = []
+
+    def start(url: str, *args: str) -> Worker:
+        started.append(Worker("worker", url, str(record), *args, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if not process.ended:
+            process.kill()
+
+
+def starts_by_pid(events: list[dict[str, Any]], label: str) -> list[int]:
+    return [e["pid"] for e in events if e["label"] == label and e["phase"] == "start"]
+
+
+def of_run(events: list[dict[str, Any]], workflow_id: str) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("workflow") == workflow_id]
+
+
+def assert_each_ran_to_completion_once(events: list[dict[str, Any]]) -> None:
+    for label in LABELS:
+        assert count(events, label, "end") == 1, (label, events)
+
+
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
+def test_a_second_replica_with_default_config_leaves_the_first_ones_run_alone(
+    worker: Start, record: Path, tmp_path: Path, db: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(f"{db}_url")
+    stop = str(tmp_path / "stop")
+    first = worker(url, "--start", "order-1", "--block", "tool:c2")
+    wait_until(blocked_at(record, "tool:c2"), "the first worker to reach tool:c2")
+
+    second = worker(url, "--serve-until", stop)
+    wait_until(launched_worker(record, second.pid), "the second worker to launch")
+    # Long enough for a wrongly recovered run to be dequeued and replayed past tool:c2.
+    time.sleep(2.0)
+    events = read_record(record)
+    assert starts_by_pid(events, "tool:c2") == [first.pid], events
+    assert {e["pid"] for e in events} == {first.pid}
+
+    # The first replica crashes and is restarted in the same place (a new process, a new
+    # id): its run comes back once its old heartbeat is stale, and nothing done runs again.
+    first.kill()
+    restarted = worker(url, "--wait", "order-1").outcome()
+    Path(stop).touch()
+
+    assert restarted["final_output"] == FINAL_ANSWER
+    assert second.outcome()["event"] == "served"
+    events = read_record(record)
+    assert_each_ran_to_completion_once(events)
+    for label in ("model:0", "guardrail", "tool:c1"):
+        assert starts_by_pid(events, label) == [first.pid], label
+    # Only the call in flight at the kill ran again, in one live worker.
+    assert starts_by_pid(events, "tool:c2")[0] == first.pid
+    assert count(events, "tool:c2", "start") == 2
+    finishers = {e["pid"] for e in events if e["label"] in ("tool:c2", "model:2", "model:3")}
+    assert len(finishers - {first.pid}) == 1
+
+
+def test_a_worker_that_dies_for_good_has_its_run_finished_by_a_live_one_exactly_once(
+    worker: Start, record: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    stop = str(tmp_path / "stop")
+    doomed = worker(postgres_url, "--start", "order-1", "--block", "tool:c2")
+    # A live worker busy with a slow run of its own (longer than dead_after), and an idle one:
+    # both look for dead workers on every beat, and compete for the doomed one's run.
+    busy = worker(postgres_url, "--start", "order-2", "--delay", "0.6")
+    idle = worker(postgres_url, "--serve-until", stop)
+    wait_until(blocked_at(record, "tool:c2"), "the doomed worker to reach tool:c2")
+    wait_until(launched_worker(record, idle.pid), "the idle worker to launch")
+
+    doomed.kill()  # and it never comes back
+    own = busy.outcome()
+    wait_until(
+        lambda: count(of_run(read_record(record), "order-1"), "model:3", "end") == 1,
+        "a live worker to finish the dead worker's run",
+    )
+    Path(stop).touch()
+    assert idle.outcome()["event"] == "served"
+
+    assert own["final_output"] == FINAL_ANSWER
+    events = read_record(record)
+    # The busy worker's own run was never adopted: all of it ran there, once.
+    mine = of_run(events, "order-2")
+    assert_each_ran_to_completion_once(mine)
+    assert {e["pid"] for e in mine} == {busy.pid}
+    assert len(mine) == 2 * len(LABELS)
+    # The dead worker's run: what it finished ran once, the call it died in ran again, once,
+    # and everything after it ran in exactly one live worker.
+    adopted = of_run(events, "order-1")
+    assert_each_ran_to_completion_once(adopted)
+    for label in ("model:0", "guardrail", "tool:c1"):
+        assert starts_by_pid(adopted, label) == [doomed.pid], label
+    assert starts_by_pid(adopted, "tool:c2")[0] == doomed.pid
+    assert count(adopted, "tool:c2", "start") == 2
+    adopters = {e["pid"] for e in adopted} - {doomed.pid}
+    assert len(adopters) == 1 and adopters <= {busy.pid, idle.pid}
+
+
+def test_an_operator_sees_the_fleet_and_cannot_resume_a_run_its_live_worker_is_running(
+    worker: Start, record: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def timestep(*args: str) -> tuple[int, str, str]:
+        """The `timestep` command, as an operator types it (run here: it launches nothing)."""
+        with pytest.raises(SystemExit) as exited:
+            main([*args, "--url", postgres_url])
+        out, err = capsys.readouterr()
+        return int(exited.value.code or 0), out, err
+
+    owner = worker(postgres_url, "--start", "order-1", "--block", "tool:c2")
+    wait_until(blocked_at(record, "tool:c2"), "the worker to reach tool:c2")
+
+    code, out, _ = timestep("workers", "--json")
+    listed = json.loads(out)
+    assert [(w["pid"], w["alive"], w["runs"]) for w in listed] == [(owner.pid, True, 1)]
+    code, _, err = timestep("workflows", "resume", "order-1")
+    assert code == 2
+    assert "live worker" in err and "--force" in err
+    assert count(read_record(record), "tool:c2", "start") == 1
+
+    # Once its worker is dead (and no live worker has adopted the run yet), resuming is fine.
+    executor_id = listed[0]["executor_id"]
+    owner.kill()
+    wait_until(lambda: not is_alive(executor_id, postgres_url), "the killed worker to be dead")
+    code, out, _ = timestep("workers")
+    assert executor_id in out and "dead, runs not yet adopted" in out
+    code, out, err = timestep("workflows", "resume", "order-1")
+    assert code == 0, err
+    finisher = worker(postgres_url, "--wait", "order-1").outcome()
+    assert finisher["final_output"] == FINAL_ANSWER
+    events = read_record(record)
+    assert_each_ran_to_completion_once(events)
+    assert count(events, "tool:c2", "start") == 2
+
+
+def is_alive(executor_id: str, url: str) -> bool:
+    status = asyncio.run(worker_status(executor_id, url=url))
+    return status is not None and status.alive
+
+
+def test_competing_adopters_claim_a_dead_worker_once_and_never_a_live_one(
+    engine: WorkflowSettings,
+) -> None:
+    adopters = [Fleet(dataclasses.replace(engine, executor_id=f"adopter-{i}")) for i in range(4)]
+    with adopters[0].engine.begin() as conn:
+        now = conn.execute(select(func.max(workers.c.last_heartbeat))).scalar_one()
+        for name, heartbeat in (("dead-1", 0), ("dead-2", now - 60_000), ("alive-1", now)):
+            conn.execute(
+                insert(workers).values(
+                    executor_id=name,
+                    app_name=engine.name,
+                    app_version=engine.application_version,
+                    host="elsewhere",
+                    pid=1,
+                    started_at=0,
+                    last_heartbeat=heartbeat,
+                    dead_after_ms=30_000,
+                )
+            )
+    start = threading.Barrier(len(adopters))
+
+    def adopt(fleet: Fleet) -> list[str]:
+        start.wait()
+        return fleet.adopt()
+
+    try:
+        with ThreadPoolExecutor(len(adopters)) as pool:
+            claims = [name for found in pool.map(adopt, adopters) for name in found]
+    finally:
+        for fleet in adopters:
+            fleet.stop()
+
+    assert sorted(claims) == ["dead-1", "dead-2"]
+    left = asyncio.run(list_workers(url=engine.url))
+    assert "alive-1" in {w.executor_id for w in left if w.alive}
+    assert not {"dead-1", "dead-2"} & {w.executor_id for w in left}
