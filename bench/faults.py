@@ -1,7 +1,7 @@
-"""What faults do to stored runs: a PostgreSQL restart under load, writers racing, and
-hostile input.
+"""What faults do to stored runs: a PostgreSQL restart under load, writers racing, hostile
+input, and a workflow worker that dies for good.
 
-Three runs, the same ones the tests assert on, printed as figures:
+Four runs, the same ones the tests assert on, printed as figures:
 
 * outage: writer and reader tasks save and load real paused ``RunState`` s on a private
   PostgreSQL server (initdb'd into a temporary folder, never the shared one) while it is
@@ -16,15 +16,22 @@ Three runs, the same ones the tests assert on, printed as figures:
   (bench/_hostile.py, the generators of tests/test_hostile_input.py with a fixed seed), on
   SQLite and the private PostgreSQL server. Printed: cases tried and handled per kind (handled:
   a ``TimestepError`` or success, in time, with no row changed that should not be).
+* fleet: 3 durable-workflow worker processes of one program, default configuration (no
+  executor ids), share a queue on the private PostgreSQL server; one is killed mid-load
+  (``kill -9``) and never restarted. Printed: runs succeeded, lost and left pending (0 and 0),
+  tool calls completed twice (0), tool calls the kill cut short and ran again, and how long
+  after the kill the live workers started on the dead one's runs (p50 and max; bounded by
+  ``dead_after`` plus a heartbeat, 30 + 5 s by default).
 
 The machinery lives in tests/ (tests/pg_cluster.py, tests/outage_load.py,
-tests/concurrency_worker.py) and is imported from there: the tests run it on every CI run,
-so the figures here come from exactly the code the tests check.
+tests/concurrency_worker.py, tests/fleet_load.py) and is imported from there: the tests run it
+on every CI run, so the figures here come from exactly the code the tests check.
 
 Run from the repository root::
 
     .venv/bin/python bench/faults.py
     .venv/bin/python bench/faults.py --processes 8 --saves 500 --backends postgres
+    .venv/bin/python bench/faults.py --parts fleet --fleet-runs 30 --dead-after 10
 
 The exit code is 0 when every invariant held, 1 otherwise (lost or missing saves, unexpected
 errors), and 2 when no private PostgreSQL server can be started here.
@@ -48,12 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import asyncpg
 from _hostile import hostile_cases
 from concurrency_worker import audit, final_rows, run_workers
+from fleet_load import run_fleet
 from outage_load import run_through_outage
 from pg_cluster import ClusterUnavailable, PrivateCluster
 
 from timestep.storage import close_backends
 
 BACKENDS = ("sqlite", "postgres")
+PARTS = ("outage", "concurrency", "hostile", "fleet")
 
 
 async def create_database(cluster: PrivateCluster) -> str:
@@ -123,6 +132,25 @@ async def hostile(backend: str, url: str, per_kind: int) -> bool:
     return all(tried == handled for tried, handled in counts.values())
 
 
+def fleet(url: str, folder: Path, args: argparse.Namespace) -> bool:
+    began = time.monotonic()
+    env = {}
+    if args.dead_after is not None:
+        env["TIMESTEP_WORKER_DEAD_AFTER"] = str(args.dead_after)
+        env["TIMESTEP_WORKER_HEARTBEAT"] = str(min(5.0, args.dead_after / 6))
+    result = run_fleet(
+        url, folder, runs=args.fleet_runs, delay=args.fleet_delay, env=env, timeout=300
+    )
+    figures = result.figures()
+    print(
+        f"fleet: 3 workers, default config, one killed for good ({time.monotonic() - began:.1f} s)"
+    )
+    for label, value in figures.items():
+        shown = f"{value:>6.1f}" if isinstance(value, float) else f"{value:>6}"
+        print(f"  {label:<46} {shown}")
+    return result.lost == result.left_pending == result.tools_completed_twice == 0
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--writers", type=int, default=4, help="outage: writer tasks")
@@ -134,8 +162,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="concurrency: sqlite,postgres"
     )
+    parser.add_argument("--fleet-runs", type=int, default=12, help="fleet: runs queued")
+    parser.add_argument("--fleet-delay", type=float, default=0.3, help="fleet: seconds per call")
+    parser.add_argument(
+        "--dead-after", type=float, help="fleet: TIMESTEP_WORKER_DEAD_AFTER (default 30 s)"
+    )
+    parser.add_argument(
+        "--parts", default="outage,concurrency,hostile,fleet", help="which parts to run"
+    )
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if args.parts - set(PARTS):
+        parser.error(f"--parts takes {','.join(PARTS)}; got {sorted(args.parts)!r}")
     if set(args.backends) - set(BACKENDS):
         parser.error(f"--backends takes {','.join(BACKENDS)}; got {args.backends!r}")
     return args
@@ -146,7 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Measure the core store, not whatever plugins happen to be installed here.
     os.environ.setdefault("TIMESTEP_LOAD_PLUGINS", "")
     # Worker processes fork from a server that imported these once.
-    multiprocessing.set_forkserver_preload(["timestep", "agents.testing", "asyncpg", "aiosqlite"])
+    multiprocessing.set_forkserver_preload(
+        ["timestep", "timestep.workflows", "agents.testing", "asyncpg", "aiosqlite"]
+    )
     try:
         cluster = PrivateCluster.create()
     except ClusterUnavailable as error:
@@ -158,9 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Nothing of the developer's own Timestep set-up is read or written.
             os.environ["TIMESTEP_HOME"] = home
             print(f"private PostgreSQL: initdb + start took {cluster.setup_seconds:.2f} s\n")
-            ok &= asyncio.run(outage(cluster, args))
-            print()
-            for backend in args.backends:
+            if "outage" in args.parts:
+                ok &= asyncio.run(outage(cluster, args))
+                print()
+            for backend in args.backends if "concurrency" in args.parts else []:
                 folder = Path(home) / backend
                 folder.mkdir()
                 if backend == "sqlite":
@@ -170,12 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ok &= concurrency(backend, url, folder, args)
                 print()
 
-            for backend in args.backends:
+            for backend in args.backends if "hostile" in args.parts else []:
                 if backend == "sqlite":
                     url = f"sqlite:///{home}/hostile.db"
                 else:
                     url = asyncio.run(create_database(cluster))
                 ok &= asyncio.run(hostile(backend, url, args.hostile))
+                print()
+
+            if "fleet" in args.parts:
+                folder = Path(home) / "fleet"
+                folder.mkdir()
+                ok &= fleet(asyncio.run(create_database(cluster)), folder, args)
                 print()
 
     finally:

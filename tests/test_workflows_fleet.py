@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet_load import run_fleet
 from sqlalchemy import func, insert, select
 from workflow_support import (
     FINAL_ANSWER,
@@ -233,3 +234,26 @@ def test_competing_adopters_claim_a_dead_worker_once_and_never_a_live_one(
     left = asyncio.run(list_workers(url=engine.url))
     assert "alive-1" in {w.executor_id for w in left if w.alive}
     assert not {"dead-1", "dead-2"} & {w.executor_id for w in left}
+
+
+def test_a_fleet_under_load_loses_nothing_when_one_worker_dies_for_good(
+    postgres_url: str, tmp_path: Path, timestep_home: Path
+) -> None:
+    # The run bench/faults.py prints, smaller: three default-configured workers share a queue.
+    result = run_fleet(
+        postgres_url,
+        tmp_path,
+        runs=6,
+        delay=0.2,
+        env={
+            "TIMESTEP_HOME": str(timestep_home),
+            "TIMESTEP_WORKER_HEARTBEAT": "0.2",
+            "TIMESTEP_WORKER_DEAD_AFTER": "3",
+        },
+        timeout=90,
+    )
+
+    assert result.statuses["SUCCESS"] == 6, result.figures()
+    assert result.lost == result.left_pending == result.tools_completed_twice == 0
+    assert result.held_by_victim >= 1
+    assert len(result.adoption_seconds) == result.held_by_victim

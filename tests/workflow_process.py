@@ -2,7 +2,8 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH] [--dead-after S]
+                               [--session PATH] [--dead-after S] [--queue Q
+                               [--worker-concurrency N] [--enqueue N]]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
@@ -10,7 +11,9 @@ A worker registers the Clerk (tests/workflow_support.py), launches (recording a 
 worker started (``--wait``; it comes back when a live worker adopts it, or at launch for a
 worker restarted under its old ``--executor-id``), or serves until a file appears. Without
 ``--executor-id`` a worker has an id of its own; ``--dead-after`` is how long it may be silent
-before live workers adopt its runs. ``--block LABEL`` makes the worker hang at that model call,
+before live workers adopt its runs. ``--queue Q`` makes it serve queue Q (at most
+``--worker-concurrency`` runs at once), and ``--enqueue N`` first queues runs ``load-0`` ...
+``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that model call,
 tool call or guardrail, so the test can ``kill -9`` it there. An approver decides a parked run
 without launching anything. Each prints JSON lines; the last one is the outcome.
 """
@@ -35,7 +38,9 @@ from timestep.workflows import (
     configure_dbos,
     ensure_dbos_launched,
     get_agent_workflow,
+    queue_agent_workflow,
     register_agent,
+    register_agent_queue,
     run_agent_workflow,
     shutdown_dbos,
 )
@@ -57,9 +62,20 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
         notification_listener_polling_interval_sec=0.05,
     )
     settings = ensure_dbos_launched()
+    if args.queue:
+        await register_agent_queue(
+            args.queue, worker_concurrency=args.worker_concurrency, polling_interval_sec=0.2
+        )
     recorder.write("worker", "launched")
     say(event="launched", pid=os.getpid(), executor_id=settings.executor_id)
     try:
+        for number in range(args.enqueue):
+            await queue_agent_workflow(
+                agent=agent,
+                input_items="Where are orders 7 and 8?",
+                queue=args.queue,
+                workflow_id=f"load-{number}",
+            )
         if args.start:
             session = SQLiteSession(SESSION_ID, args.session) if args.session else None
             result = await run_agent_workflow(
@@ -123,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--session")
     run.add_argument("--dead-after", type=float)
+    run.add_argument("--queue")
+    run.add_argument("--worker-concurrency", type=int)
+    run.add_argument("--enqueue", type=int, default=0)
     decide = commands.add_parser("approve")
     decide.add_argument("url")
     decide.add_argument("workflow_id")

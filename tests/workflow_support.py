@@ -74,7 +74,13 @@ class Recorder:
 
     def write(self, label: str, phase: str) -> None:
         # The workflow id tells apart the runs of several workers sharing one record file.
-        event = {"label": label, "phase": phase, "pid": os.getpid(), "workflow": DBOS.workflow_id}
+        event = {
+            "label": label,
+            "phase": phase,
+            "pid": os.getpid(),
+            "workflow": DBOS.workflow_id,
+            "t": time.time(),
+        }
         with self._lock:
             self.events.append(event)
             if self.path is not None:

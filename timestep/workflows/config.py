@@ -51,6 +51,7 @@ from ..config import load_settings, redact_url
 from ..errors import (
     ConfigurationError,
     StorageUnavailableError,
+    TimestepError,
     WorkflowConfigurationError,
     WorkflowNotLaunchedError,
 )
@@ -271,6 +272,8 @@ def ensure_dbos_launched() -> WorkflowSettings:
             # A half-launched DBOS cannot be launched again; start from scratch next time.
             DBOS.destroy()
             _engine.settings = None
+            if isinstance(error, TimestepError):
+                raise  # e.g. workers tables newer than this install: it says what to do
             raise StorageUnavailableError(
                 f"Cannot launch durable workflows on {redact_url(settings.url)}: "
                 f"{type(error).__name__}: {error}. Check that the database is running and "

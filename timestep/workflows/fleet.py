@@ -44,7 +44,7 @@ import re
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -163,7 +163,7 @@ async def list_workers(*, url: str | None = None) -> list[WorkerInfo]:
         return []
     runs = await pending_runs_by_executor(url=url)
     return sorted(
-        (_with_runs(worker, runs.get(worker.executor_id, 0)) for worker in found),
+        (replace(worker, runs=runs.get(worker.executor_id, 0)) for worker in found),
         key=lambda w: (not w.alive, w.executor_id),
     )
 
@@ -178,10 +178,6 @@ async def worker_status(executor_id: str, *, url: str | None = None) -> WorkerIn
     """
     found = await asyncio.to_thread(_read_workers, _database_url(url), executor_id)
     return found[0] if found else None
-
-
-def _with_runs(worker: WorkerInfo, runs: int) -> WorkerInfo:
-    return WorkerInfo(**{**worker.__dict__, "runs": runs})
 
 
 def _database_url(url: str | None) -> str:
@@ -318,12 +314,13 @@ class Fleet:
             if claimed != 1:
                 continue  # another live worker claimed it first
             handles = DBOS._recover_pending_workflows([executor_id])
-            logger.warning(
-                "Worker %s adopted %d unfinished run(s) of dead worker %s.",
-                self.me,
-                len(handles),
-                executor_id,
-            )
+            if handles:
+                logger.warning(
+                    "Worker %s adopted %d unfinished run(s) of dead worker %s.",
+                    self.me,
+                    len(handles),
+                    executor_id,
+                )
             left = DBOS.list_workflows(
                 status="PENDING",
                 executor_id=executor_id,
