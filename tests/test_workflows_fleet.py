@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from fleet_load import run_fleet
+from pg_cluster import ClusterUnavailable, PrivateCluster
 from sqlalchemy import func, insert, select
 from workflow_support import (
     FINAL_ANSWER,
@@ -202,9 +203,15 @@ def test_competing_adopters_claim_a_dead_worker_once_and_never_a_live_one(
     engine: WorkflowSettings,
 ) -> None:
     adopters = [Fleet(dataclasses.replace(engine, executor_id=f"adopter-{i}")) for i in range(4)]
+    for fleet in adopters:
+        fleet.join()
     with adopters[0].engine.begin() as conn:
         now = conn.execute(select(func.max(workers.c.last_heartbeat))).scalar_one()
-        for name, heartbeat in (("dead-1", 0), ("dead-2", now - 60_000), ("alive-1", now)):
+        for name, heartbeat, dead_after in (
+            ("dead-1", 0, 300),
+            ("dead-2", now - 60_000, 300),
+            ("alive-1", now, 30_000),
+        ):
             conn.execute(
                 insert(workers).values(
                     executor_id=name,
@@ -214,7 +221,7 @@ def test_competing_adopters_claim_a_dead_worker_once_and_never_a_live_one(
                     pid=1,
                     started_at=0,
                     last_heartbeat=heartbeat,
-                    dead_after_ms=30_000,
+                    dead_after_ms=dead_after,
                 )
             )
     start = threading.Barrier(len(adopters))
@@ -224,6 +231,10 @@ def test_competing_adopters_claim_a_dead_worker_once_and_never_a_live_one(
         return fleet.adopt()
 
     try:
+        # Just joined, they have not watched anyone's silence for a whole dead_after yet (the
+        # database might have been down): nobody is judged dead.
+        assert [fleet.adopt() for fleet in adopters] == [[]] * len(adopters)
+        time.sleep(0.5)
         with ThreadPoolExecutor(len(adopters)) as pool:
             claims = [name for found in pool.map(adopt, adopters) for name in found]
     finally:
@@ -257,3 +268,38 @@ def test_a_fleet_under_load_loses_nothing_when_one_worker_dies_for_good(
     assert result.lost == result.left_pending == result.tools_completed_twice == 0
     assert result.held_by_victim >= 1
     assert len(result.adoption_seconds) == result.held_by_victim
+
+
+def test_a_database_outage_longer_than_dead_after_gets_no_live_workers_run_adopted(
+    worker: Start, record: Path, tmp_path: Path
+) -> None:
+    try:
+        cluster = PrivateCluster.create()
+    except ClusterUnavailable as error:
+        if os.environ.get("TIMESTEP_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"TIMESTEP_REQUIRE_POSTGRES=1 but no private server can start: {error}")
+        pytest.skip(f"cannot start a private PostgreSQL server: {error}")
+    try:
+        url = cluster.url("postgres")
+        stop = str(tmp_path / "stop")
+        # The busy worker beats seldom: after the outage the idle one looks around first.
+        busy = worker(url, "--start", "order-1", "--delay", "0.5", "--heartbeat", "1.4")
+        idle = worker(url, "--serve-until", stop)
+        wait_until(launched_worker(record, idle.pid), "the idle worker to launch")
+        wait_until(lambda: count(read_record(record), "tool:c1", "start") == 1, "the first tool")
+
+        # Nobody can heartbeat while the database is down; once it is back, every heartbeat
+        # is older than dead_after (3 s). The idle worker must not take that for a death.
+        cluster.stop()
+        time.sleep(4.5)
+        cluster.start()
+        outcome = busy.outcome()
+        Path(stop).touch()
+        assert idle.outcome()["event"] == "served"
+    finally:
+        cluster.destroy()
+
+    assert outcome["final_output"] == FINAL_ANSWER
+    events = read_record(record)
+    assert_each_ran_to_completion_once(events)
+    assert {e["pid"] for e in events} == {busy.pid}

@@ -2,7 +2,7 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH] [--dead-after S] [--queue Q
+                               [--session PATH] [--dead-after S] [--heartbeat S] [--queue Q
                                [--worker-concurrency N] [--enqueue N]]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID]
 
@@ -11,11 +11,11 @@ A worker registers the Clerk (tests/workflow_support.py), launches (recording a 
 worker started (``--wait``; it comes back when a live worker adopts it, or at launch for a
 worker restarted under its old ``--executor-id``), or serves until a file appears. Without
 ``--executor-id`` a worker has an id of its own; ``--dead-after`` is how long it may be silent
-before live workers adopt its runs. ``--queue Q`` makes it serve queue Q (at most
-``--worker-concurrency`` runs at once), and ``--enqueue N`` first queues runs ``load-0`` ...
-``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that model call,
-tool call or guardrail, so the test can ``kill -9`` it there. An approver decides a parked run
-without launching anything. Each prints JSON lines; the last one is the outcome.
+before live workers adopt its runs, ``--heartbeat`` how often it beats. ``--queue Q`` makes it
+serve queue Q (at most ``--worker-concurrency`` runs at once), and ``--enqueue N`` first queues
+runs ``load-0`` ... ``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that
+model call, tool call or guardrail, so the test can ``kill -9`` it there. An approver decides a
+parked run without launching anything. Each prints JSON lines; the last one is the outcome.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
         args.url,
         executor_id=args.executor_id,
         dead_after=args.dead_after,
+        heartbeat_interval=args.heartbeat,
         notification_listener_polling_interval_sec=0.05,
     )
     settings = ensure_dbos_launched()
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--session")
     run.add_argument("--dead-after", type=float)
+    run.add_argument("--heartbeat", type=float)
     run.add_argument("--queue")
     run.add_argument("--worker-concurrency", type=int)
     run.add_argument("--enqueue", type=int, default=0)

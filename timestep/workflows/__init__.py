@@ -12,7 +12,7 @@ Example::
 
     register_agent(assistant)          # every worker, before launching
     configure_dbos()                   # same database as RunStateStore
-    ensure_dbos_launched()             # recovers this worker's unfinished runs
+    ensure_dbos_launched()             # heartbeats; adopts the runs of dead workers
     result = await run_agent_workflow(agent=assistant, input_items="hi", workflow_id="order-7")
     await approve_workflow("order-7", approve=True)   # when a run waits for a human
 

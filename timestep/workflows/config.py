@@ -7,7 +7,7 @@ config file > embedded SQLite), so one URL holds run states, sessions and workfl
 Example::
 
     configure_dbos()                 # same database as RunStateStore
-    ensure_dbos_launched()           # recovers this worker's unfinished runs
+    ensure_dbos_launched()           # heartbeats; adopts the runs of dead workers
     ...
     shutdown_dbos()
 

@@ -11,7 +11,10 @@ recovers only the unfinished runs of its own id. Timestep adds what a fleet need
   its heartbeat every ``heartbeat_interval`` seconds from a thread of its own, so a busy event
   loop does not stop it. Times come from the database's clock.
 - **Adoption.** On every beat, a worker also looks for workers of its application whose
-  heartbeat is older than their ``dead_after``. It claims such a row with a compare-and-set
+  heartbeat is older than their ``dead_after``, counting only silence it watched itself
+  while beating without a gap (so a database outage, during which nobody could beat, or the
+  worker's own pause, never makes live workers look dead; a worker that just started waits
+  one ``dead_after`` before judging anyone). It claims such a row with a compare-and-set
   (``UPDATE ... SET adopted_by = me, adopted_at = now WHERE last_heartbeat = <seen> AND
   adopted_at = <seen>``), so exactly one live worker wins, and the claim is a lease nobody else
   takes for another ``dead_after`` (an adopter dying mid-way loses it in time). It then hands
@@ -22,11 +25,12 @@ recovers only the unfinished runs of its own id. Timestep adds what a fleet need
   the dead id holds no PENDING run, its row is deleted.
 
 A dead worker's runs therefore resume within about ``dead_after + heartbeat_interval`` seconds
-(30 + 5 by default), on whichever live worker dequeues them first; a worker restarted in the
-same place gets its predecessor's runs back the same way (it has a new id). The price of a
-lease: a worker that stops heartbeating for longer than ``dead_after`` while still alive (a
-frozen VM, a stopped container) is declared dead, and what it was executing may run again
-elsewhere. Keep ``dead_after`` well above any pause you expect.
+(30 + 5 by default) when another worker was running, on whichever live worker dequeues them
+first; a worker restarted in the same place gets its predecessor's runs back the same way (it
+has a new id), within ``dead_after + heartbeat_interval`` of its own start if it is alone.
+The price of a lease: a worker that stops heartbeating for longer than ``dead_after`` while
+still alive (a frozen VM, a stopped container) is declared dead, and what it was executing may
+run again elsewhere. Keep ``dead_after`` well above any pause you expect.
 
 Example::
 
@@ -236,6 +240,12 @@ class Fleet:
         self.engine = _sync_engine(settings.system_database_url)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Database time (ms) since which this worker has been heartbeating without a gap, and
+        # its last successful beat. A worker judges another dead only if it watched the whole
+        # of that one's dead_after window: after a database outage (nobody could beat) or its
+        # own pause, every other row looks stale until their owners have had time to beat.
+        self._watching_since: int | None = None
+        self._last_beat: int | None = None
 
     def join(self) -> None:
         """Create the table if needed and (re)write this worker's row; call before launch.
@@ -264,11 +274,13 @@ class Fleet:
     def beat(self) -> None:
         """Refresh this worker's heartbeat; re-register if it was declared dead meanwhile."""
         with self._begin() as conn:
+            now = conn.execute(select(_now_ms(conn))).scalar_one()
             done = conn.execute(
                 update(workers)
                 .where(workers.c.executor_id == self.me, workers.c.adopted_by.is_(None))
-                .values(last_heartbeat=_now_ms(conn))
+                .values(last_heartbeat=now)
             )
+        self._watched(int(now))
         if done.rowcount == 0:
             # Silent for longer than dead_after (a long pause): another worker may have taken
             # over runs this one was executing. Nothing can un-adopt them; carry on as live.
@@ -285,6 +297,8 @@ class Fleet:
         """Claim every dead worker of this application and recover its runs; their ids."""
         from dbos import DBOS
 
+        if self._watching_since is None:
+            return []
         with self._begin() as conn:
             now = _now_ms(conn)
             stale = conn.execute(
@@ -292,6 +306,7 @@ class Fleet:
                     workers.c.executor_id != self.me,
                     workers.c.app_name == self.settings.name,
                     workers.c.last_heartbeat < now - workers.c.dead_after_ms,
+                    literal(self._watching_since, BigInteger) <= now - workers.c.dead_after_ms,
                     # A claim is a lease too: an adopter that died mid-way loses it in time.
                     or_(
                         workers.c.adopted_at.is_(None),
@@ -347,6 +362,7 @@ class Fleet:
                 self.adopt()
             except Exception as error:
                 # The database may be down for a while; every worker retries on its next beat.
+                self._watching_since = None
                 logger.warning("Worker %s could not heartbeat: %s", self.me, error)
             if self._stop.wait(self.settings.heartbeat_interval):
                 return
@@ -369,6 +385,13 @@ class Fleet:
             )
             if done.rowcount == 0:
                 conn.execute(insert(workers).values(executor_id=self.me, **stamped))
+        self._watched(int(now))
+
+    def _watched(self, now: int) -> None:
+        gap = None if self._last_beat is None else now - self._last_beat
+        if self._watching_since is None or gap is None or gap > self.settings.dead_after * 1000:
+            self._watching_since = now
+        self._last_beat = now
 
     def _begin(self) -> Any:
         return self.engine.begin()
