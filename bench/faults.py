@@ -19,9 +19,9 @@ Four runs, the same ones the tests assert on, printed as figures:
 * fleet: 3 durable-workflow worker processes of one program, default configuration (no
   executor ids), share a queue on the private PostgreSQL server; one is killed mid-load
   (``kill -9``) and never restarted. Printed: runs succeeded, lost and left pending (0 and 0),
-  tool calls completed twice (0), tool calls the kill cut short and ran again, and how long
-  after the kill the live workers started on the dead one's runs (p50 and max; bounded by
-  ``dead_after`` plus a heartbeat, 30 + 5 s by default).
+  tool calls completed twice (0), calls (model, tool, guardrail) the kill cut short that ran
+  again, and how long after the kill the live workers started on the dead one's runs (p50 and
+  max; bounded by ``dead_after`` plus a heartbeat, 30 + 5 s by default).
 
 The machinery lives in tests/ (tests/pg_cluster.py, tests/outage_load.py,
 tests/concurrency_worker.py, tests/fleet_load.py) and is imported from there: the tests run it

@@ -36,7 +36,7 @@ class FleetResult:
     runs: int
     statuses: Counter[str]
     tools_completed_twice: int
-    tools_rerun: int
+    calls_rerun: int
     held_by_victim: int
     adoption_seconds: list[float] = field(default_factory=list)
 
@@ -58,7 +58,7 @@ class FleetResult:
             "runs lost (must be 0)": self.lost,
             "runs left pending (must be 0)": self.left_pending,
             "tool calls completed twice (must be 0)": self.tools_completed_twice,
-            "tool calls cut by the kill, run again": self.tools_rerun,
+            "calls cut short by the kill, run again": self.calls_rerun,
             "runs the killed worker held": self.held_by_victim,
             "adoption after the kill, p50 (s)": statistics.median(times) if times else 0.0,
             "adoption after the kill, max (s)": times[-1] if times else 0.0,
@@ -117,9 +117,7 @@ def run_fleet(
     ended = Counter(
         (e["workflow"], e["label"]) for e in events if e["phase"] == "end" and e["label"] in TOOLS
     )
-    started = Counter(
-        (e["workflow"], e["label"]) for e in events if e["phase"] == "start" and e["label"] in TOOLS
-    )
+    started = Counter((e["workflow"], e["label"]) for e in events if e["phase"] == "start")
     adoption = []
     for workflow_id in held:
         later = [e["t"] for e in events if e["workflow"] == workflow_id and e["pid"] != victim.pid]
@@ -129,7 +127,7 @@ def run_fleet(
         runs=runs,
         statuses=asyncio.run(_statuses(url, runs)),
         tools_completed_twice=sum(1 for n in ended.values() if n > 1),
-        tools_rerun=sum(n - 1 for n in started.values() if n > 1),
+        calls_rerun=sum(n - 1 for n in started.values() if n > 1),
         held_by_victim=len(held),
         adoption_seconds=adoption,
     )
