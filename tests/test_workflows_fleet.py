@@ -270,6 +270,7 @@ def test_a_fleet_under_load_loses_nothing_when_one_worker_dies_for_good(
     assert len(result.adoption_seconds) == result.held_by_victim
 
 
+@pytest.mark.postgres
 def test_a_database_outage_longer_than_dead_after_gets_no_live_workers_run_adopted(
     worker: Start, record: Path, tmp_path: Path
 ) -> None:
