@@ -47,6 +47,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -246,6 +247,7 @@ class Fleet:
         # own pause, every other row looks stale until their owners have had time to beat.
         self._watching_since: int | None = None
         self._last_beat: int | None = None
+        self._adopting_ms = 0.0
 
     def join(self) -> None:
         """Create the table if needed and (re)write this worker's row; call before launch.
@@ -359,7 +361,11 @@ class Fleet:
         while True:
             try:
                 self.beat()
-                self.adopt()
+                began = time.monotonic()
+                try:
+                    self.adopt()
+                finally:
+                    self._adopting_ms = (time.monotonic() - began) * 1000
             except Exception as error:
                 # The database may be down for a while; every worker retries on its next beat.
                 self._watching_since = None
@@ -388,8 +394,11 @@ class Fleet:
         self._watched(int(now))
 
     def _watched(self, now: int) -> None:
-        gap = None if self._last_beat is None else now - self._last_beat
-        if self._watching_since is None or gap is None or gap > self.settings.dead_after * 1000:
+        # A beat later than two intervals (time spent adopting aside) means this worker, or
+        # the database, stalled: what happened meanwhile was not watched, so start over.
+        allowed = 2 * self.settings.heartbeat_interval * 1000 + self._adopting_ms
+        late = self._last_beat is not None and now - self._last_beat > allowed
+        if self._watching_since is None or self._last_beat is None or late:
             self._watching_since = now
         self._last_beat = now
 
