@@ -105,6 +105,13 @@ def run_fleet(
         held = _held(read_record(record), victim.pid)
         while _finished(read_record(record)) < runs and time.monotonic() < deadline:
             time.sleep(0.1)
+        # A run's last step ends a moment before its workflow is recorded as finished; stop
+        # the workers only once none is on its way (or the deadline passed).
+        while time.monotonic() < deadline:
+            statuses = asyncio.run(_statuses(url, runs))
+            if statuses["PENDING"] + statuses["ENQUEUED"] == 0:
+                break
+            time.sleep(0.2)
         stop.touch()
         for process in fleet:
             if process is not victim:

@@ -26,6 +26,7 @@ from workflow_support import (
     blocked_at,
     count,
     launched_worker,
+    looked_up_order_7,
     read_record,
     wait_until,
 )
@@ -91,6 +92,8 @@ def test_a_worker_killed_mid_run_is_finished_by_its_restart_without_repeats(
     chat = str(tmp_path / "chat.db")
     first = worker(url, "--start", "order-7", "--block", killed_in, "--session", chat)
     wait_until(blocked_at(record, killed_in), f"the worker to reach {killed_in}")
+    if killed_in == "tool:c2":
+        wait_until(looked_up_order_7(url, "order-7"), "lookup(7) to be checkpointed")
 
     first.kill()
     restarted = worker(url, "--wait", "order-7").outcome()
@@ -191,6 +194,7 @@ def test_only_the_crashed_workers_restart_recovers_its_run_and_it_runs_once(
     )
     bystander = worker(postgres_url, "--executor-id", "w2", "--serve-until", stop)
     wait_until(blocked_at(record, "tool:c2"), "w1 to reach tool:c2")
+    wait_until(looked_up_order_7(postgres_url, "order-8"), "w1 to checkpoint lookup(7)")
     wait_until(launched_worker(record, bystander.pid), "w2 to launch")
 
     blocked.kill()
