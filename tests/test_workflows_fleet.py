@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -78,6 +79,10 @@ def of_run(events: list[dict[str, Any]], workflow_id: str) -> list[dict[str, Any
     return [e for e in events if e.get("workflow") == workflow_id]
 
 
+def finished(record: Path, workflow_id: str) -> bool:
+    return count(of_run(read_record(record), workflow_id), "model:3", "end") == 1
+
+
 def assert_each_ran_to_completion_once(events: list[dict[str, Any]]) -> None:
     for label in LABELS:
         assert count(events, label, "end") == 1, (label, events)
@@ -124,22 +129,28 @@ def test_a_worker_that_dies_for_good_has_its_run_finished_by_a_live_one_exactly_
     worker: Start, record: Path, postgres_url: str, tmp_path: Path
 ) -> None:
     stop = str(tmp_path / "stop")
-    doomed = worker(postgres_url, "--start", "order-1", "--block", "tool:c2")
+    # Ids given explicitly, one each (what a fleet needed before); default ids behave the
+    # same (see the fleet under load below).
+    doomed = worker(postgres_url, "--executor-id", "w1", "--start", "order-1", "--block", "tool:c2")
     # A live worker busy with a slow run of its own (longer than dead_after), and an idle one:
     # both look for dead workers on every beat, and compete for the doomed one's run.
-    busy = worker(postgres_url, "--start", "order-2", "--delay", "0.6")
-    idle = worker(postgres_url, "--serve-until", stop)
+    busy = worker(
+        postgres_url,
+        *("--executor-id", "w2", "--start", "order-2", "--delay", "0.6"),
+        *("--linger", "--serve-until", stop),
+    )
+    idle = worker(postgres_url, "--executor-id", "w3", "--serve-until", stop)
     wait_until(blocked_at(record, "tool:c2"), "the doomed worker to reach tool:c2")
     wait_until(looked_up_order_7(postgres_url, "order-1"), "it to checkpoint lookup(7)")
     wait_until(launched_worker(record, idle.pid), "the idle worker to launch")
+    wait_until(launched_worker(record, busy.pid), "the busy worker to launch")
+    assert {e["pid"] for e in of_run(read_record(record), "order-1")} == {doomed.pid}
 
     doomed.kill()  # and it never comes back
-    own = busy.outcome()
-    wait_until(
-        lambda: count(of_run(read_record(record), "order-1"), "model:3", "end") == 1,
-        "a live worker to finish the dead worker's run",
-    )
+    for run in ("order-1", "order-2"):
+        wait_until(functools.partial(finished, record, run), f"{run} to finish")
     Path(stop).touch()
+    own = busy.outcome()
     assert idle.outcome()["event"] == "served"
 
     assert own["final_output"] == FINAL_ANSWER

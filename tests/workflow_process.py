@@ -2,8 +2,8 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH] [--dead-after S] [--heartbeat S] [--queue Q
-                               [--worker-concurrency N] [--enqueue N]]
+                               [--session PATH] [--dead-after S] [--heartbeat S] [--linger]
+                               [--queue Q [--worker-concurrency N] [--enqueue N]]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
@@ -11,7 +11,8 @@ A worker registers the Clerk (tests/workflow_support.py), launches (recording a 
 worker started (``--wait``; it comes back when a live worker adopts it, or at launch for a
 worker restarted under its old ``--executor-id``), or serves until a file appears. Without
 ``--executor-id`` a worker has an id of its own; ``--dead-after`` is how long it may be silent
-before live workers adopt its runs, ``--heartbeat`` how often it beats. ``--queue Q`` makes it
+before live workers adopt its runs, ``--heartbeat`` how often it beats. ``--linger`` keeps it
+serving after its own run until the ``--serve-until`` file appears. ``--queue Q`` makes it
 serve queue Q (at most ``--worker-concurrency`` runs at once), and ``--enqueue N`` first queues
 runs ``load-0`` ... ``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that
 model call, tool call or guardrail, so the test can ``kill -9`` it there. An approver decides a
@@ -89,12 +90,10 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
             handle = await get_agent_workflow(args.wait)
             result = await handle.get_result(polling_interval_sec=0.1)
         else:
-            # Serve (run whatever this worker is due) until told to stop.
-            stop = Path(args.serve_until)
-            while True:
-                if stop.exists():
-                    return {"event": "served", "pid": os.getpid()}
-                await asyncio.sleep(0.05)
+            await serve_until(Path(args.serve_until))
+            return {"event": "served", "pid": os.getpid()}
+        if args.linger:
+            await serve_until(Path(args.serve_until))
         return {
             "event": "result",
             "pid": os.getpid(),
@@ -106,6 +105,12 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutdown_dbos()
         await close_backends()
+
+
+async def serve_until(stop: Path) -> None:
+    """Serve (run whatever this worker is due, adopted runs too) until ``stop`` exists."""
+    while not stop.exists():  # noqa: ASYNC110 - another process creates the file
+        await asyncio.sleep(0.05)
 
 
 async def approver(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--session")
     run.add_argument("--dead-after", type=float)
     run.add_argument("--heartbeat", type=float)
+    run.add_argument("--linger", action="store_true")
     run.add_argument("--queue")
     run.add_argument("--worker-concurrency", type=int)
     run.add_argument("--enqueue", type=int, default=0)
