@@ -1,8 +1,8 @@
 """What faults do to stored runs: a PostgreSQL restart under load, writers racing, people
-deciding at once, hostile input, event loops nobody closes Timestep in, and readers next to a
-writer.
+deciding at once, hostile input, event loops nobody closes Timestep in, readers next to a
+writer, and a workflow worker that dies for good.
 
-Six runs, the same ones the tests assert on, printed as figures:
+Seven runs, the same ones the tests assert on, printed as figures:
 
 * outage: writer and reader tasks save and load real paused ``RunState`` s on a private
   PostgreSQL server (initdb'd into a temporary folder, never the shared one) while it is
@@ -32,10 +32,17 @@ Six runs, the same ones the tests assert on, printed as figures:
   load while another process holds a write transaction open. Printed: readers that failed and
   the slowest read (goal: no wait for the writer; on SQLite a wait costs the 30 s busy
   timeout). tests/test_concurrency.py asserts it.
+* fleet: 3 durable-workflow worker processes of one program, default configuration (no
+  executor ids), share a queue on the private PostgreSQL server; one is killed mid-load
+  (``kill -9``) and never restarted. Printed: runs succeeded, lost and left pending (0 and 0),
+  tool calls completed twice (0), calls (model, tool, guardrail) the kill cut short that ran
+  again, and how long after the kill the live workers started on the dead one's runs (p50 and
+  max; bounded by ``dead_after`` plus a heartbeat, 30 + 5 s by default).
 
 The machinery lives in tests/ (tests/pg_cluster.py, tests/outage_load.py,
-tests/concurrency_worker.py, tests/ops_process.py) and is imported from there: the tests run
-it on every CI run, so the figures here come from exactly the code the tests check.
+tests/concurrency_worker.py, tests/ops_process.py, tests/fleet_load.py) and is imported from
+there: the tests run it on every CI run, so the figures here come from exactly the code the
+tests check.
 
 Run from the repository root::
 
@@ -43,6 +50,7 @@ Run from the repository root::
     .venv/bin/python bench/faults.py --processes 8 --saves 500 --backends postgres
     .venv/bin/python bench/faults.py --parts decisions --pairs 50
     .venv/bin/python bench/faults.py --parts loops,readers --loops 500
+    .venv/bin/python bench/faults.py --parts fleet --fleet-runs 30 --dead-after 10
 
 The exit code is 0 when every invariant held, 1 otherwise (lost or missing saves, unexpected
 errors), and 2 when no private PostgreSQL server can be started here.
@@ -70,6 +78,7 @@ import asyncpg
 import ops_process
 from _hostile import hostile_cases
 from concurrency_worker import audit, final_rows, run_workers
+from fleet_load import run_fleet
 from outage_load import run_through_outage
 from pg_cluster import ClusterUnavailable, PrivateCluster
 
@@ -77,7 +86,7 @@ from timestep import RunStateStore, TimestepError
 from timestep.storage import close_backends
 
 BACKENDS = ("sqlite", "postgres")
-PARTS = ("outage", "concurrency", "decisions", "hostile", "loops", "readers")
+PARTS = ("outage", "concurrency", "decisions", "hostile", "loops", "readers", "fleet")
 
 
 async def create_database(cluster: PrivateCluster) -> str:
@@ -373,6 +382,25 @@ def readers(backend: str, url: str, count: int) -> bool:
     return failures == 0 and waits[-1] < 5
 
 
+def fleet(url: str, folder: Path, args: argparse.Namespace) -> bool:
+    began = time.monotonic()
+    env = {}
+    if args.dead_after is not None:
+        env["TIMESTEP_WORKER_DEAD_AFTER"] = str(args.dead_after)
+        env["TIMESTEP_WORKER_HEARTBEAT"] = str(min(5.0, args.dead_after / 6))
+    result = run_fleet(
+        url, folder, runs=args.fleet_runs, delay=args.fleet_delay, env=env, timeout=300
+    )
+    figures = result.figures()
+    print(
+        f"fleet: 3 workers, default config, one killed for good ({time.monotonic() - began:.1f} s)"
+    )
+    for label, value in figures.items():
+        shown = f"{value:>6.1f}" if isinstance(value, float) else f"{value:>6}"
+        print(f"  {label:<46} {shown}")
+    return result.lost == result.left_pending == result.tools_completed_twice == 0
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--writers", type=int, default=4, help="outage: writer tasks")
@@ -389,9 +417,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="concurrency: sqlite,postgres"
     )
+    parser.add_argument("--fleet-runs", type=int, default=12, help="fleet: runs queued")
+    parser.add_argument("--fleet-delay", type=float, default=0.3, help="fleet: seconds per call")
+    parser.add_argument(
+        "--dead-after", type=float, help="fleet: TIMESTEP_WORKER_DEAD_AFTER (default 30 s)"
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help="which runs: " + ",".join(PARTS))
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if args.parts - set(PARTS):
+        parser.error(f"--parts takes {','.join(PARTS)}; got {sorted(args.parts)!r}")
     if set(args.backends) - set(BACKENDS):
         parser.error(f"--backends takes {','.join(BACKENDS)}; got {args.backends!r}")
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -406,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TIMESTEP_LOAD_PLUGINS", "")
     # Worker processes fork from a server that imported these once.
     multiprocessing.set_forkserver_preload(
-        ["timestep", "agents.testing", "asyncpg", "aiosqlite", "ops_process"]
+        ["timestep", "timestep.workflows", "agents.testing", "asyncpg", "aiosqlite", "ops_process"]
     )
     try:
         cluster = PrivateCluster.create()
@@ -464,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     url = asyncio.run(create_database(cluster))
                 ok &= readers(backend, url, args.fresh_readers)
+                print()
+
+            if "fleet" in args.parts:
+                folder = Path(home) / "fleet"
+                folder.mkdir()
+                ok &= fleet(asyncio.run(create_database(cluster)), folder, args)
                 print()
 
     finally:

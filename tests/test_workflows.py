@@ -5,6 +5,7 @@ Real DBOS on a real SQLite file or PostgreSQL database per test; scripted models
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -37,6 +38,7 @@ from timestep.workflows import (
     WorkflowSettings,
     configure_dbos,
     dbos_settings,
+    default_executor_id,
     ensure_dbos_launched,
     get_agent_workflow,
     get_registered_agent,
@@ -248,7 +250,9 @@ def test_dbos_lives_in_the_database_timestep_resolves(timestep_home: Path) -> No
         assert settings.url == f"sqlite+aiosqlite:///{timestep_home / 'timestep.db'}"
         assert settings.system_database_url == f"sqlite:///{timestep_home / 'timestep.db'}"
         assert settings.application_version == DEFAULT_APPLICATION_VERSION
-        assert settings.executor_id == "local"
+        # No id configured: one of this process's own, so replicas never share one.
+        assert settings.executor_id == default_executor_id()
+        assert re.fullmatch(r".+-[0-9a-f]{8}", settings.executor_id)
         with sqlite3.connect(timestep_home / "timestep.db") as conn:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "workflow_status" in tables
@@ -318,6 +322,8 @@ def test_databases_workflows_cannot_use_are_refused(url: str, message: str) -> N
         ({"executor_id": " "}, "executor_id"),
         ({"log_levl": "INFO"}, "DBOSConfig keys"),
         ({"system_database_url": "sqlite:///x"}, "url="),
+        ({"heartbeat_interval": 0}, "heartbeat_interval=0 is not a positive number"),
+        ({"dead_after": 6, "heartbeat_interval": 5}, "at least twice heartbeat_interval"),
     ],
 )
 def test_bad_configuration_names_the_problem(
@@ -325,6 +331,15 @@ def test_bad_configuration_names_the_problem(
 ) -> None:
     with pytest.raises(WorkflowConfigurationError, match=message):
         configure_dbos(sqlite_url, **kwargs)
+    assert dbos_settings() is None
+
+
+def test_a_bad_heartbeat_setting_in_the_environment_names_the_variable(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIMESTEP_WORKER_DEAD_AFTER", "soon")
+    with pytest.raises(WorkflowConfigurationError, match="TIMESTEP_WORKER_DEAD_AFTER='soon'"):
+        configure_dbos(sqlite_url)
     assert dbos_settings() is None
 
 

@@ -26,6 +26,7 @@ from workflow_support import (
     blocked_at,
     count,
     launched_worker,
+    looked_up_order_7,
     read_record,
     wait_until,
 )
@@ -53,9 +54,16 @@ def record(tmp_path: Path) -> Path:
 def worker(timestep_home: Path, record: Path) -> Iterator[Start]:
     """Start a worker process on a database (``--start``/``--wait``/... as extra args).
 
-    Workers still alive when the test ends (it failed midway) are killed.
+    Workers still alive when the test ends (it failed midway) are killed. They have ids of
+    their own and heartbeat every 0.2 s; a restart (a new id) gets its killed predecessor's
+    runs back once their heartbeat is 3 s old.
     """
-    env = {**os.environ, "TIMESTEP_HOME": str(timestep_home)}
+    env = {
+        **os.environ,
+        "TIMESTEP_HOME": str(timestep_home),
+        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
+        "TIMESTEP_WORKER_DEAD_AFTER": "3",
+    }
     started: list[Worker] = []
 
     def start(url: str, *args: str) -> Worker:
@@ -90,6 +98,8 @@ def test_a_worker_killed_mid_run_is_finished_by_its_restart_without_repeats(
     chat = str(tmp_path / "chat.db")
     first = worker(url, "--start", "order-7", "--block", killed_in, "--session", chat)
     wait_until(blocked_at(record, killed_in), f"the worker to reach {killed_in}")
+    if killed_in == "tool:c2":
+        wait_until(looked_up_order_7(url, "order-7"), "lookup(7) to be checkpointed")
 
     first.kill()
     restarted = worker(url, "--wait", "order-7").outcome()
@@ -163,7 +173,7 @@ def test_a_queued_run_that_parked_is_finished_once_after_a_kill_mid_resume(
     worker: Start, record: Path, sqlite_url: str
 ) -> None:
     # Queued, it parks outside its queue; approved, it is queued again and killed mid-refund.
-    first = worker(sqlite_url, "--start", "q-7", "--queue", "--approval", "--block", "tool:c3")
+    first = worker(sqlite_url, "--start", "q-7", "--queued", "--approval", "--block", "tool:c3")
     wait_until(lambda: bool(in_this_process(pending_approvals("q-7", url=sqlite_url))), "park")
     assert in_this_process(approve_workflow("q-7", url=sqlite_url)) == ["c3"]
     wait_until(blocked_at(record, "tool:c3"), "the resumed run to reach the refund")
@@ -229,16 +239,21 @@ def test_only_the_crashed_workers_restart_recovers_its_run_and_it_runs_once(
     worker: Start, record: Path, postgres_url: str, tmp_path: Path
 ) -> None:
     stop = str(tmp_path / "stop")
+    # w1 counts as dead only after a minute of silence: within this test, nobody adopts its run.
     blocked = worker(
-        postgres_url, "--executor-id", "w1", "--start", "order-8", "--block", "tool:c2"
+        postgres_url,
+        *("--executor-id", "w1", "--dead-after", "60"),
+        *("--start", "order-8", "--block", "tool:c2"),
     )
     bystander = worker(postgres_url, "--executor-id", "w2", "--serve-until", stop)
     wait_until(blocked_at(record, "tool:c2"), "w1 to reach tool:c2")
+    wait_until(looked_up_order_7(postgres_url, "order-8"), "w1 to checkpoint lookup(7)")
     wait_until(launched_worker(record, bystander.pid), "w2 to launch")
 
     blocked.kill()
     # Neither w2 (alive all along) nor w3 (launching after the crash) touches w1's run: at
-    # launch a worker recovers only the runs of its own executor id.
+    # launch a worker recovers only the runs of its own executor id, and w1's heartbeat is
+    # not yet old enough for them to adopt it.
     latecomer = worker(postgres_url, "--executor-id", "w3", "--serve-until", stop)
     wait_until(launched_worker(record, latecomer.pid), "w3 to launch")
     time.sleep(1.0)

@@ -2,14 +2,22 @@
 
     python workflow_process.py worker URL RECORD [--executor-id ID] [--start WFID | --wait WFID
                                | --serve-until FILE] [--approval] [--block LABEL] [--delay S]
-                               [--session PATH | --timestep-session] [--queue]
+                               [--session PATH | --timestep-session] [--queued]
+                               [--dead-after S] [--heartbeat S] [--linger]
+                               [--queue Q [--worker-concurrency N] [--enqueue N]]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID] [--by NAME]
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
-``launched`` event), and then starts a durable run (``--start``), waits for a run some earlier
-worker started (``--wait``; a restarted worker recovers it at launch), or serves until a file
-appears. ``--block LABEL`` makes the worker hang at that model call, tool call or guardrail, so
-the test can ``kill -9`` it there; ``--block session:saved`` hangs right after a
+``launched`` event), and then starts a durable run (``--start``; queued on the default queue
+with ``--queued``), waits for a run some earlier worker started (``--wait``; it comes back when
+a live worker adopts it, or at launch for a worker restarted under its old ``--executor-id``),
+or serves until a file appears. Without ``--executor-id`` a worker has an id of its own;
+``--dead-after`` is how long it may be silent before live workers adopt its runs,
+``--heartbeat`` how often it beats. ``--linger`` keeps it serving after its own run until the
+``--serve-until`` file appears. ``--queue Q`` makes it serve queue Q (at most
+``--worker-concurrency`` runs at once), and ``--enqueue N`` first queues runs ``load-0`` ...
+``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that model call, tool call or
+guardrail, so the test can ``kill -9`` it there; ``--block session:saved`` hangs right after a
 ``TimestepSession`` committed the run's items, before DBOS checkpoints that step. An approver
 decides a parked run without launching anything. Each prints JSON lines; the last one is the
 outcome.
@@ -39,6 +47,7 @@ from timestep.workflows import (
     get_agent_workflow,
     queue_agent_workflow,
     register_agent,
+    register_agent_queue,
     run_agent_workflow,
     shutdown_dbos,
 )
@@ -56,13 +65,28 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.block == "session:saved":
         _block_after_session_writes(recorder)
     configure_dbos(
-        args.url, executor_id=args.executor_id, notification_listener_polling_interval_sec=0.05
+        args.url,
+        executor_id=args.executor_id,
+        dead_after=args.dead_after,
+        heartbeat_interval=args.heartbeat,
+        notification_listener_polling_interval_sec=0.05,
     )
-    ensure_dbos_launched()
+    settings = ensure_dbos_launched()
+    if args.queue:
+        await register_agent_queue(
+            args.queue, worker_concurrency=args.worker_concurrency, polling_interval_sec=0.2
+        )
     recorder.write("worker", "launched")
-    say(event="launched", pid=os.getpid(), executor_id=args.executor_id)
+    say(event="launched", pid=os.getpid(), executor_id=settings.executor_id)
     try:
-        if args.start and args.queue:
+        for number in range(args.enqueue):
+            await queue_agent_workflow(
+                agent=agent,
+                input_items="Where are orders 7 and 8?",
+                queue=args.queue,
+                workflow_id=f"load-{number}",
+            )
+        if args.start and args.queued:
             handle = await queue_agent_workflow(
                 agent=agent, input_items="Where are orders 7 and 8?", workflow_id=args.start
             )
@@ -83,12 +107,10 @@ async def worker(args: argparse.Namespace) -> dict[str, Any]:
             handle = await get_agent_workflow(args.wait)
             result = await handle.get_result(polling_interval_sec=0.1)
         else:
-            # Serve (run whatever this worker is due) until told to stop.
-            stop = Path(args.serve_until)
-            while True:
-                if stop.exists():
-                    return {"event": "served", "pid": os.getpid()}
-                await asyncio.sleep(0.05)
+            await serve_until(Path(args.serve_until))
+            return {"event": "served", "pid": os.getpid()}
+        if args.linger:
+            await serve_until(Path(args.serve_until))
         return {
             "event": "result",
             "pid": os.getpid(),
@@ -118,6 +140,12 @@ def _block_after_session_writes(recorder: Recorder) -> None:
         await asyncio.sleep(3600)
 
     TimestepSession.add_items = write_then_hang  # type: ignore[method-assign]
+
+
+async def serve_until(stop: Path) -> None:
+    """Serve (run whatever this worker is due, adopted runs too) until ``stop`` exists."""
+    while not stop.exists():  # noqa: ASYNC110 - another process creates the file
+        await asyncio.sleep(0.05)
 
 
 async def approver(args: argparse.Namespace) -> dict[str, Any]:
@@ -150,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("worker")
     run.add_argument("url")
     run.add_argument("record")
-    run.add_argument("--executor-id", default="local")
+    run.add_argument("--executor-id", default=None)
     run.add_argument("--start")
-    run.add_argument("--queue", action="store_true")
+    run.add_argument("--queued", action="store_true")
     run.add_argument("--wait")
     run.add_argument("--serve-until", default="stop")
     run.add_argument("--approval", action="store_true")
@@ -160,6 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--delay", type=float, default=0.0)
     run.add_argument("--session")
     run.add_argument("--timestep-session", action="store_true")
+    run.add_argument("--dead-after", type=float)
+    run.add_argument("--heartbeat", type=float)
+    run.add_argument("--linger", action="store_true")
+    run.add_argument("--queue")
+    run.add_argument("--worker-concurrency", type=int)
+    run.add_argument("--enqueue", type=int, default=0)
     decide = commands.add_parser("approve")
     decide.add_argument("url")
     decide.add_argument("workflow_id")

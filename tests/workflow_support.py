@@ -36,7 +36,9 @@ from agents import (
     input_guardrail,
 )
 from agents.testing import ScriptedModel, assistant_message, function_call
+from dbos import DBOS
 
+from timestep.storage import close_backends
 from timestep.workflows import (
     PendingApproval,
     WorkflowSettings,
@@ -44,6 +46,7 @@ from timestep.workflows import (
     ensure_dbos_launched,
     pending_approvals,
     registered_agents,
+    show_agent_workflow,
     shutdown_dbos,
     unregister_agent,
 )
@@ -73,7 +76,14 @@ class Recorder:
         self._lock = threading.Lock()
 
     def write(self, label: str, phase: str) -> None:
-        event = {"label": label, "phase": phase, "pid": os.getpid()}
+        # The workflow id tells apart the runs of several workers sharing one record file.
+        event = {
+            "label": label,
+            "phase": phase,
+            "pid": os.getpid(),
+            "workflow": DBOS.workflow_id,
+            "t": time.time(),
+        }
         with self._lock:
             self.events.append(event)
             if self.path is not None:
@@ -312,3 +322,25 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) 
 
 def blocked_at(record: Path, label: str) -> Callable[[], bool]:
     return lambda: any(e["label"] == label and e["phase"] == "blocked" for e in read_record(record))
+
+
+def looked_up_order_7(url: str, workflow_id: str) -> Callable[[], bool]:
+    """Whether the run has checkpointed ``lookup(7)`` (call c1).
+
+    The SDK runs c1 and c2 concurrently, so a worker blocked in c2 may not have started c1,
+    or finished it without checkpointing it yet; a test that kills it there and expects c1
+    never to run again waits for this first.
+    """
+
+    def check() -> bool:
+        async def outputs() -> list[Any]:
+            try:
+                details = await show_agent_workflow(workflow_id, url=url)
+            finally:
+                await close_backends()
+                shutdown_dbos()
+            return [step.output for step in details.steps]
+
+        return "order 7: shipped" in asyncio.run(outputs())
+
+    return check

@@ -54,6 +54,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFoundError,
     WorkflowNotLaunchedError,
+    WorkflowOwnerAliveError,
     WorkflowRunError,
 )
 from .hookspecs import hookimpl
@@ -161,6 +162,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowNotLaunchedError",
+    "WorkflowOwnerAliveError",
     "WorkflowRunError",
     "WorkflowSettings",
     "__version__",

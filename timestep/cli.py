@@ -8,6 +8,7 @@ timestep state import FILE [--session ID]                store a state file of e
 timestep workflows list [--status S]   durable agent runs (DBOS workflows), newest first
 timestep workflows show ID             one durable run: its checkpointed steps, what it waits for
 timestep workflows cancel|resume ID    stop a durable run / let a worker carry it on
+timestep workers                       workflow workers: last heartbeat, runs held, alive or not
 timestep approve|reject WORKFLOW_ID    decide what a parked durable run waits for
 timestep usage [--by day|agent|model|session]   tokens and cost from the database
 timestep traces list | export ID       recorded traces; OpenTelemetry-compatible JSON
@@ -476,8 +477,20 @@ def _add_workflow_commands(commands: Any) -> None:
         "resume", help="enqueue a cancelled run; a launched worker carries it on"
     )
     resume.add_argument("id", help="workflow id")
+    resume.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even a run its (live) worker is executing: its current step runs twice",
+    )
     resume.add_argument("--url", help="database URL")
     resume.set_defaults(handler=_workflows_resume)
+
+    workers = commands.add_parser(
+        "workers", help="workflow workers on the database: heartbeats and the runs they hold"
+    )
+    workers.add_argument("--url", help="database URL")
+    workers.add_argument("--json", action="store_true", help="machine-readable output")
+    workers.set_defaults(handler=_workers_list)
 
     for name, verb in (("approve", "approve"), ("reject", "reject")):
         decide = commands.add_parser(
@@ -591,7 +604,7 @@ async def _workflows_resume(args: argparse.Namespace) -> int:
     from .workflows import resume_agent_workflow
 
     async with _workflow_client():
-        handle = await resume_agent_workflow(args.id, url=args.url)
+        handle = await resume_agent_workflow(args.id, url=args.url, force=args.force)
         status = await handle.get_status()
     if status in ("SUCCESS", "ERROR"):
         console.print(
@@ -602,6 +615,40 @@ async def _workflows_resume(args: argparse.Namespace) -> int:
             f"Resumed workflow {escape(args.id)}: {_workflow_status(status)}; a launched worker "
             "on this database carries it on from its last checkpointed step."
         )
+    return 0
+
+
+async def _workers_list(args: argparse.Namespace) -> int:
+    from .workflows import list_workers
+
+    async with _workflow_client():
+        found = await list_workers(url=args.url)
+    if args.json:
+        print(json.dumps([worker.to_dict() for worker in found], indent=2))
+        return 0
+    if not found:
+        console.print("No workflow workers have launched on this database.")
+        return 0
+    table = Table(title="Workflow workers")
+    for column in ("executor", "state", "host", "pid", "started", "last heartbeat", "runs"):
+        table.add_column(column)
+    for worker in found:
+        if worker.alive:
+            state = "[green]alive[/]"
+        elif worker.adopted_by:
+            state = f"[red]dead[/], adopted by {escape(worker.adopted_by)}"
+        else:
+            state = "[red]dead[/], runs not yet adopted" if worker.runs else "[red]dead[/]"
+        table.add_row(
+            escape(worker.executor_id),
+            state,
+            escape(worker.host),
+            str(worker.pid),
+            _moment(worker.started_at),
+            f"{_moment(worker.last_heartbeat)} ({worker.silent_for:.0f} s ago)",
+            str(worker.runs),
+        )
+    console.print(table)
     return 0
 
 

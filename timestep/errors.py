@@ -52,6 +52,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "WorkflowNotLaunchedError",
+    "WorkflowOwnerAliveError",
     "WorkflowRunError",
 ]
 
@@ -257,6 +258,17 @@ class SessionNotDurableError(WorkflowError):
 
 class WorkflowNotFoundError(WorkflowError, LookupError):
     """No workflow with this id exists in the workflow database."""
+
+
+class WorkflowOwnerAliveError(WorkflowError):
+    """The run is executing on a live worker; resuming it would run it twice.
+
+    ``executor_id`` names that worker. Wait for it, cancel the run first, or force the resume.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str, executor_id: str) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.executor_id = executor_id
 
 
 class ApprovalNotPendingError(WorkflowError):

@@ -51,6 +51,7 @@ __all__ = [
     "sessions",
     "spans",
     "traces",
+    "workers",
     "workflow_decisions",
 ]
 
@@ -335,6 +336,37 @@ def _create_workflow_decisions(conn: Connection) -> None:
     _workflow_decisions_v1(MetaData()).create(conn)
 
 
+def _workers_v1(target: MetaData) -> Table:
+    # One row per launched workflow worker (timestep.workflows.fleet). Times are milliseconds
+    # since the epoch on the database's clock, never a worker's, so hosts with skewed clocks
+    # still agree on who is silent; each row carries its own dead-after, so every reader
+    # (another worker, the CLI) judges it the same way.
+    return Table(
+        "timestep_workers",
+        target,
+        Column("executor_id", String(255), primary_key=True),
+        Column("app_name", String(255), nullable=False),
+        Column("app_version", String(255), nullable=False),
+        Column("host", String(255), nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("started_at", BigInteger, nullable=False),
+        Column("last_heartbeat", BigInteger, nullable=False),
+        Column("dead_after_ms", BigInteger, nullable=False),
+        # Set by the live worker that claimed a dead one's runs; adopted_at is that claim's own
+        # lease, so last_heartbeat stays the dead worker's real last sign of life.
+        Column("adopted_by", String(255)),
+        Column("adopted_at", BigInteger),
+        Index("ix_timestep_workers_last_heartbeat", "last_heartbeat"),
+    )
+
+
+workers = _workers_v1(metadata)
+
+
+def _create_workers(conn: Connection) -> None:
+    _workers_v1(MetaData()).create(conn)
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
     "run_states": [_create_run_states, _add_portable_state, _add_signature],
@@ -342,6 +374,7 @@ MIGRATIONS: dict[str, list[Migration]] = {
     "agents": [_create_agents],
     "traces": [_create_traces],
     "workflow_decisions": [_create_workflow_decisions],
+    "workers": [_create_workers],
 }
 
 # Any constant works; it only has to be the same for every Timestep process.

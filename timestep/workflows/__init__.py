@@ -12,14 +12,15 @@ Example::
 
     register_agent(assistant)          # every worker, before launching
     configure_dbos()                   # same database as RunStateStore
-    ensure_dbos_launched()             # recovers this worker's unfinished runs
+    ensure_dbos_launched()             # heartbeats; adopts the runs of dead workers
     result = await run_agent_workflow(agent=assistant, input_items="hi", workflow_id="order-7")
     await approve_workflow("order-7", approve=True)   # when a run waits for a human
 
 Modules: :mod:`.config` (configure/launch/shutdown), :mod:`.registry` (agents by name),
 :mod:`.sessions` (sessions by description), :mod:`.durable` (the durable run and its steps),
 :mod:`.approvals`, :mod:`.queues`, :mod:`.schedules`, :mod:`.handles`, :mod:`.inspection`
-(list, show, cancel, resume).
+(list, show, cancel, resume), :mod:`.fleet` (worker identity, heartbeats, adopting the runs of
+dead workers).
 """
 
 from .approvals import APPROVAL_TOPIC, PendingApproval, approve_workflow, pending_approvals
@@ -33,6 +34,7 @@ from .config import (
     system_database_url,
 )
 from .durable import DurableModel, DurableModelProvider, run_agent_workflow
+from .fleet import WorkerInfo, default_executor_id, list_workers
 from .handles import AgentWorkflowHandle, AgentWorkflowResult, get_agent_workflow
 from .inspection import (
     AgentWorkflowDetails,
@@ -67,6 +69,7 @@ __all__ = [
     "PendingApproval",
     "ScheduledAgentWorkflow",
     "SessionSpec",
+    "WorkerInfo",
     "WorkflowSettings",
     "WorkflowStep",
     "approve_workflow",
@@ -74,12 +77,14 @@ __all__ = [
     "configure_dbos",
     "create_scheduled_agent_workflow",
     "dbos_settings",
+    "default_executor_id",
     "delete_scheduled_agent_workflow",
     "ensure_dbos_launched",
     "get_agent_workflow",
     "get_registered_agent",
     "list_agent_workflows",
     "list_scheduled_agent_workflows",
+    "list_workers",
     "pending_approvals",
     "queue_agent_workflow",
     "register_agent",

@@ -7,7 +7,7 @@ config file > embedded SQLite), so one URL holds run states, sessions and workfl
 Example::
 
     configure_dbos()                 # same database as RunStateStore
-    ensure_dbos_launched()           # recovers this worker's unfinished runs
+    ensure_dbos_launched()           # heartbeats; adopts the runs of dead workers
     ...
     shutdown_dbos()
 
@@ -17,19 +17,22 @@ Three settings matter for recovery and are pinned here rather than left to DBOS 
   derives the version from a hash of the workflow source, so any code change would strand
   in-flight runs. Timestep pins it to :data:`DEFAULT_APPLICATION_VERSION` (or
   ``TIMESTEP_APP_VERSION``), which changes only when the durable run's step sequence changes.
-- ``executor_id``: at launch DBOS recovers the pending workflows of its own executor id (and
-  only those). Each live worker on one database needs its own id (``executor_id=`` or
-  ``TIMESTEP_EXECUTOR_ID``): with a shared id, a worker starting up would take over runs
-  another live worker is still executing. A restarted worker should reuse its old id so its
-  unfinished runs are recovered. DBOS 3.4 recovers by re-enqueuing them on its internal queue,
-  so the first live worker to dequeue one runs it (exactly one does): every worker must
-  register the same agents.
+- ``executor_id``: DBOS ties each running workflow to the executor id of the worker running
+  it. Unless one is given (``executor_id=`` or ``TIMESTEP_EXECUTOR_ID``), every worker process
+  gets its own (``<hostname>-<8 hex digits>``, see :mod:`.fleet`), so replicas of one program
+  never take over each other's runs. Launched workers heartbeat in ``timestep_workers``; when
+  one falls silent for ``dead_after`` seconds (``TIMESTEP_WORKER_DEAD_AFTER``, default 30),
+  a live worker adopts its unfinished runs through DBOS's recovery, exactly once, and a
+  restarted worker gets its predecessor's runs back the same way. A worker launched with an
+  explicit id still recovers that id's runs at launch, as DBOS does: an explicit id must be
+  unique among live workers.
 - ``name``: the DBOS application name; queues and schedules belong to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import sqlite3
@@ -48,14 +51,15 @@ from ..config import load_settings, redact_url
 from ..errors import (
     ConfigurationError,
     StorageUnavailableError,
+    TimestepError,
     WorkflowConfigurationError,
     WorkflowNotLaunchedError,
 )
 from ..storage.paths import private_file
+from .fleet import DEFAULT_DEAD_AFTER_SECONDS, DEFAULT_HEARTBEAT_SECONDS, Fleet, default_executor_id
 
 __all__ = [
     "DEFAULT_APPLICATION_VERSION",
-    "DEFAULT_EXECUTOR_ID",
     "WorkflowSettings",
     "configure_dbos",
     "dbos_settings",
@@ -67,8 +71,6 @@ __all__ = [
 DEFAULT_APPLICATION_VERSION = "timestep-workflows-2"
 """The pinned DBOS application version; bump only when the durable run's steps change shape."""
 
-DEFAULT_EXECUTOR_ID = "local"
-"""DBOS's own default executor id, used when neither argument nor environment gives one."""
 
 _APP_NAME = re.compile(r"^[a-z0-9_-]{3,256}$")
 # Keys configure_dbos sets itself; the rest of DBOSConfig may be passed through.
@@ -94,6 +96,8 @@ class WorkflowSettings:
     application_version: str
     log_level: str = "WARNING"
     options: Mapping[str, Any] = field(default_factory=dict)
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_SECONDS
+    dead_after: float = DEFAULT_DEAD_AFTER_SECONDS
 
     def __repr__(self) -> str:
         return (
@@ -121,6 +125,7 @@ class _Engine:
         self.launched = False
         self.queues: set[str] = set()
         self.client: tuple[str, DBOSClient] | None = None
+        self.fleet: Fleet | None = None
 
 
 _engine = _Engine()
@@ -172,6 +177,8 @@ def configure_dbos(
     executor_id: str | None = None,
     application_version: str | None = None,
     log_level: str = "WARNING",
+    heartbeat_interval: float | None = None,
+    dead_after: float | None = None,
     **dbos_options: Any,
 ) -> WorkflowSettings:
     """Configure DBOS on Timestep's database. Safe to call again.
@@ -182,11 +189,18 @@ def configure_dbos(
     Args:
         url: Database URL; resolved like every Timestep URL when omitted.
         name: DBOS application name (3-256 of ``a-z 0-9 _ -``); queues and schedules belong to it.
-        executor_id: This worker's id (default ``TIMESTEP_EXECUTOR_ID``, else ``"local"``). Give
-            each live worker its own, and reuse it when the worker restarts.
+        executor_id: This worker's id (default ``TIMESTEP_EXECUTOR_ID``, else one of this
+            process's own, see :func:`~timestep.workflows.fleet.default_executor_id`). An
+            explicit id must be unique among live workers; a worker restarted with the same id
+            recovers that id's runs at launch.
         application_version: Pinned DBOS application version (default ``TIMESTEP_APP_VERSION``,
             else :data:`DEFAULT_APPLICATION_VERSION`).
         log_level: DBOS's log level; ``WARNING`` keeps start-up chatter quiet.
+        heartbeat_interval: Seconds between this worker's heartbeats, and between its looks for
+            dead workers (default ``TIMESTEP_WORKER_HEARTBEAT``, else 5).
+        dead_after: Seconds of silence after which live workers adopt this worker's unfinished
+            runs (default ``TIMESTEP_WORKER_DEAD_AFTER``, else 30); at least twice
+            ``heartbeat_interval``. Keep it above the longest pause the worker can have.
         dbos_options: Other ``DBOSConfig`` keys, e.g.
             ``notification_listener_polling_interval_sec=0.1``.
 
@@ -199,7 +213,16 @@ def configure_dbos(
         WorkflowConfigurationError: a bad URL, name or option, or different settings while
             DBOS is launched.
     """
-    settings = _build_settings(url, name, executor_id, application_version, log_level, dbos_options)
+    settings = _build_settings(
+        url,
+        name,
+        executor_id,
+        application_version,
+        log_level,
+        dbos_options,
+        heartbeat_interval=heartbeat_interval,
+        dead_after=dead_after,
+    )
     with _engine.lock:
         current = _engine.settings
         if current == settings:
@@ -225,8 +248,9 @@ def configure_dbos(
 def ensure_dbos_launched() -> WorkflowSettings:
     """Launch DBOS (configuring it with defaults first if needed). Safe to call again.
 
-    Launching recovers the unfinished workflows of this worker's executor id, so register
-    every agent (:func:`~timestep.workflows.register_agent`) before calling it.
+    Launching recovers the unfinished workflows of this worker's executor id, and starts the
+    heartbeat that lets live workers adopt the runs of dead ones (see :mod:`.fleet`), so
+    register every agent (:func:`~timestep.workflows.register_agent`) before calling it.
 
     Example::
 
@@ -240,17 +264,24 @@ def ensure_dbos_launched() -> WorkflowSettings:
         settings = _engine.settings or configure_dbos()
         if _engine.launched:
             return settings
+        fleet = Fleet(settings)
         try:
+            fleet.join()
             DBOS.launch()
         except Exception as error:
+            fleet.stop()
             # A half-launched DBOS cannot be launched again; start from scratch next time.
             DBOS.destroy()
             _engine.settings = None
+            if isinstance(error, TimestepError):
+                raise  # e.g. workers tables newer than this install: it says what to do
             raise StorageUnavailableError(
                 f"Cannot launch durable workflows on {redact_url(settings.url)}: "
                 f"{type(error).__name__}: {error}. Check that the database is running and "
                 "the URL is right."
             ) from error
+        fleet.start()
+        _engine.fleet = fleet
         _engine.launched = True
         return settings
 
@@ -258,8 +289,9 @@ def ensure_dbos_launched() -> WorkflowSettings:
 def shutdown_dbos(*, workflow_completion_timeout_sec: int = 0) -> None:
     """Stop DBOS in this process. Safe to call when it is not running.
 
-    Unfinished workflows stay in the database; the next launch with the same executor id
-    recovers them. ``workflow_completion_timeout_sec`` gives running ones time to finish.
+    Unfinished workflows stay in the database; once this worker's heartbeat is older than its
+    ``dead_after``, a live worker adopts them (a launch with the same executor id recovers
+    them too). ``workflow_completion_timeout_sec`` gives running ones time to finish.
 
     Example::
 
@@ -271,6 +303,10 @@ def shutdown_dbos(*, workflow_completion_timeout_sec: int = 0) -> None:
             client[1].destroy()
         if _engine.settings is not None:
             DBOS.destroy(workflow_completion_timeout_sec=workflow_completion_timeout_sec)
+        # Heartbeats stop only now: runs still finishing above must not look abandoned.
+        fleet, _engine.fleet = _engine.fleet, None
+        if fleet is not None:
+            fleet.stop()
         _engine.settings = None
         _engine.launched = False
         _engine.queues.clear()
@@ -375,13 +411,16 @@ def _build_settings(
     application_version: str | None,
     log_level: str,
     options: dict[str, Any],
+    *,
+    heartbeat_interval: float | None,
+    dead_after: float | None,
 ) -> WorkflowSettings:
     if not isinstance(name, str) or not _APP_NAME.match(name):
         raise WorkflowConfigurationError(
             f"name must be 3-256 characters of a-z, 0-9, '_' and '-', not {name!r} "
             "(DBOS's rule for application names), e.g. configure_dbos(name='support-bot')."
         )
-    executor = executor_id or os.environ.get("TIMESTEP_EXECUTOR_ID") or DEFAULT_EXECUTOR_ID
+    executor = executor_id or os.environ.get("TIMESTEP_EXECUTOR_ID") or default_executor_id()
     version = (
         application_version or os.environ.get("TIMESTEP_APP_VERSION") or DEFAULT_APPLICATION_VERSION
     )
@@ -397,6 +436,21 @@ def _build_settings(
             "Pass url=, name=, executor_id=, application_version= and log_level= as arguments; "
             f"other options must be DBOSConfig keys ({allowed})."
         )
+    beat = _seconds(
+        "heartbeat_interval",
+        heartbeat_interval,
+        "TIMESTEP_WORKER_HEARTBEAT",
+        DEFAULT_HEARTBEAT_SECONDS,
+    )
+    dead = _seconds(
+        "dead_after", dead_after, "TIMESTEP_WORKER_DEAD_AFTER", DEFAULT_DEAD_AFTER_SECONDS
+    )
+    if dead < 2 * beat:
+        raise WorkflowConfigurationError(
+            f"dead_after ({dead:g} s) must be at least twice heartbeat_interval ({beat:g} s), or "
+            "one late heartbeat would get a live worker's runs adopted. Raise dead_after "
+            "(TIMESTEP_WORKER_DEAD_AFTER) or lower heartbeat_interval (TIMESTEP_WORKER_HEARTBEAT)."
+        )
     timestep_url = load_settings(url).db_url
     return WorkflowSettings(
         url=timestep_url,
@@ -406,7 +460,27 @@ def _build_settings(
         application_version=version,
         log_level=log_level,
         options=dict(options),
+        heartbeat_interval=beat,
+        dead_after=dead,
     )
+
+
+def _seconds(label: str, value: float | None, variable: str, default: float) -> float:
+    source = f"{label}={value!r}"
+    if value is None:
+        raw = os.environ.get(variable)
+        if raw is None or not raw.strip():
+            return default
+        source = f"{variable}={raw!r}"
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise WorkflowConfigurationError(
+            f"{source} is not a positive number of seconds; use e.g. 5 or 0.5."
+        )
+    return float(value)
 
 
 def _prepare_database(url: str) -> None:

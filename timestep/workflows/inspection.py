@@ -12,12 +12,16 @@ Example::
     await cancel_agent_workflow("order-7")      # stops at its next step
     await resume_agent_workflow("order-7")      # a launched worker carries on from there
 
+Resuming a PENDING run whose worker is alive (it heartbeats, see :mod:`.fleet`) is refused
+unless forced: that worker is executing it, and a second one would repeat its current step.
+
 What a cancelled run was doing when cancelled finishes, but it starts no further step;
 resuming it replays the checkpointed steps and continues after the last one.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +29,11 @@ from typing import Any
 from agents import ModelResponse
 from dbos import DBOS, WorkflowStatus
 
-from ..errors import WorkflowConfigurationError, WorkflowNotFoundError
+from ..errors import WorkflowConfigurationError, WorkflowNotFoundError, WorkflowOwnerAliveError
 from .approvals import PendingApproval, pending_approvals
 from .config import client_for, is_launched
 from .durable import APPROVAL_WAITER_NAME, WORKFLOW_NAME
+from .fleet import worker_status
 from .handles import FINISHED_STATUSES, AgentWorkflowHandle, chain_tail
 from .schedules import SCHEDULED_WORKFLOW_NAME
 
@@ -40,6 +45,7 @@ __all__ = [
     "WorkflowStep",
     "cancel_agent_workflow",
     "list_agent_workflows",
+    "pending_runs_by_executor",
     "resume_agent_workflow",
     "show_agent_workflow",
 ]
@@ -258,9 +264,15 @@ async def cancel_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
     return (await _find(target, url=url)).status
 
 
-async def resume_agent_workflow(workflow_id: str, *, url: str | None = None) -> AgentWorkflowHandle:
+async def resume_agent_workflow(
+    workflow_id: str, *, url: str | None = None, force: bool = False
+) -> AgentWorkflowHandle:
     """Resume a cancelled (or stuck) run: it is enqueued, and a launched worker replays its
     checkpointed steps and carries on. Finished runs (``SUCCESS``, ``ERROR``) stay as they are.
+
+    A PENDING run whose worker is alive is being executed right now; resuming it would run its
+    current step a second time, so it is refused unless ``force=True``. A dead worker's runs
+    need no resume: live workers adopt them (see :mod:`.fleet`).
 
     Example::
 
@@ -269,9 +281,24 @@ async def resume_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
 
     Raises:
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
+        WorkflowOwnerAliveError: the run is PENDING on a live worker and ``force`` is false.
     """
-    await _find(workflow_id, url=url)
+    first = await _find(workflow_id, url=url)
     target = await _carrier(workflow_id, url=url)
+    # The run's live part: a queued run that parked goes on in a continuation workflow.
+    record = first if target == workflow_id else await _find(target, url=url)
+    if record.status == "PENDING" and record.executor_id and not force:
+        owner = await worker_status(record.executor_id, url=url)
+        if owner is not None and owner.alive:
+            raise WorkflowOwnerAliveError(
+                f"Workflow {workflow_id!r} is running on live worker {owner.executor_id!r} "
+                f"(pid {owner.pid} on {owner.host}, last heartbeat {owner.silent_for:.1f} s "
+                "ago); resuming it would run its current step twice. Wait for it, cancel it "
+                "first (`timestep workflows cancel`), or pass --force (force=True) if you know "
+                "that worker is stuck.",
+                workflow_id=workflow_id,
+                executor_id=owner.executor_id,
+            )
     if is_launched():
         await DBOS.resume_workflow_async(target)
     else:
@@ -282,6 +309,16 @@ async def resume_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
 async def _carrier(workflow_id: str, *, url: str | None) -> str:
     tail = await chain_tail(workflow_id, url=url)
     return tail.workflow_id if tail is not None else workflow_id
+
+
+async def pending_runs_by_executor(*, url: str | None = None) -> dict[str, int]:
+    """How many PENDING workflows each executor id holds, e.g. ``{"web-1-3f9a0c2e": 2}``."""
+    options: dict[str, Any] = {"status": "PENDING", "load_input": False, "load_output": False}
+    if is_launched():
+        found = await DBOS.list_workflows_async(**options)
+    else:
+        found = await (await client_for(url)).list_workflows_async(**options)
+    return dict(Counter(record.executor_id for record in found if record.executor_id))
 
 
 async def _find(workflow_id: str, *, url: str | None, load_output: bool = False) -> WorkflowStatus:
