@@ -100,6 +100,18 @@ async def test_a_single_decider_keeps_the_three_steps(db_url: str) -> None:
     assert stored.version == 3
 
 
+async def test_the_result_of_a_claimed_run_saves_with_any_store_of_that_run(
+    db_url: str,
+) -> None:
+    # The store that saved the pause was not the one that loaded it: the result still saves.
+    agent, pausing_store, calls = await paused_ops(db_url, say("Deleted."))
+    state = await RunStateStore(agent=agent, session_id="t", url=db_url).load()
+    state.approve(state.get_interruptions()[0])
+    result = await run_agent(agent, state)
+    assert (await pausing_store.save(result)).status == StateStatus.COMPLETED
+    assert calls == ["/tmp/x"]
+
+
 async def test_a_decider_who_loads_after_the_claim_is_refused_with_the_winners_decision(
     db_url: str,
 ) -> None:

@@ -10,8 +10,10 @@ one claim lands; the others get :class:`~timestep.DecisionConflictError` naming 
 decision, before any tool of theirs runs. A single decider keeps the three steps (load,
 approve, ``run_agent``): the claim is one extra conditional write inside ``run_agent``.
 
-This module only carries the claim from the store to ``run_agent``; what a claim writes is the
-store's business (``timestep.state``), so ``run_agent`` needs no import of the store.
+This module only carries the claim from the store to ``run_agent`` (and on to the run's
+result, so that saving the result builds on the claimed row whichever store object saves it);
+what a claim writes is the store's business (``timestep.state``), so ``run_agent`` needs no
+import of the store.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Claim", "attach_claim", "claim_of", "settle_claim"]
+__all__ = ["Claim", "attach_claim", "claim_of"]
 
 Claim = Callable[[Any], Awaitable[None]]
 """Called with the state just before it resumes; raises to stop the run."""
@@ -38,10 +40,3 @@ def claim_of(state: object) -> Claim | None:
     """The claim ``state`` carries, if a store loaded it."""
     claim: Claim | None = getattr(state, _ATTRIBUTE, None)
     return claim
-
-
-async def settle_claim(state: object) -> None:
-    """Settle the claim ``state`` carries (nothing for a state no store loaded)."""
-    claim = claim_of(state)
-    if claim is not None:
-        await claim(state)

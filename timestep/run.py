@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 from agents import Agent, RunConfig, Runner, RunResult, RunResultStreaming, RunState
 from agents.memory import Session
 
-from .claims import settle_claim
+from .claims import attach_claim, claim_of
 from .config import load_settings
 from .errors import InterruptionException
 from .observability.install import configure_tracing
@@ -180,8 +180,9 @@ async def run_agent(
         DecisionConflictError: another decider claimed this state's pending calls first;
             nothing of this run executed.
     """
-    if isinstance(input_or_state, RunState):
-        await settle_claim(input_or_state)
+    claim = claim_of(input_or_state)
+    if claim is not None:
+        await claim(input_or_state)
     # TIMESTEP_TRACING: installs the process's trace processor once, records this run with it.
     tracing = configure_tracing(load_settings())
     if run_config is None:
@@ -200,6 +201,9 @@ async def run_agent(
         result = await Runner.run(
             agent, input_or_state, session=session, run_config=run_config, **runner_kwargs
         )
+    if claim is not None:
+        # So the result saves on top of the claim, whichever store object saves it.
+        attach_claim(result, claim)
     result = await result_processor(result)
     observer.finished(result)
     if raise_on_interruption and result.interruptions:

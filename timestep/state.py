@@ -181,15 +181,19 @@ class RunStateStore:
             finished = not state.interruptions and state.final_output is not None
             state = state.to_state()
         record = self._record(state, status, finished)
+        ours = claim if isinstance(claim, _DecisionClaim) and claim.same_run(self) else None
+        # The result of a run whose decisions were claimed on this row (run_agent carries the
+        # claim to its result) builds on the claim, whichever store object saves it.
+        expected = ours.row.version if ours is not None and ours.claimed else self._version
         backend = self.backend
         try:
-            stored = await backend.save(record, expected_version=self._version, overwrite=overwrite)
+            stored = await backend.save(record, expected_version=expected, overwrite=overwrite)
         except StateConflictError as conflict:
             stored = await self._replace_completed(backend, record, conflict)
         self._version = stored.version
-        if isinstance(claim, _DecisionClaim) and claim.store is self:
+        if ours is not None:
             # Decisions saved with the state are claimed later against the row as saved.
-            claim.row = stored
+            ours.row = stored
         return stored
 
     def _record(
@@ -349,7 +353,7 @@ class RunStateStore:
         except StateConflictError as conflict:
             current = await backend.load(self.agent.name, self.session_id)
             raise _decided_already(current, decided, where, conflict) from None
-        claim.claimed = True
+        claim.claimed, claim.row = True, stored
         self._version = stored.version
 
     def _check_identity(self, stored: StoredState) -> None:
@@ -498,6 +502,13 @@ class _DecisionClaim:
 
     async def __call__(self, state: RunState[Any, Any]) -> None:
         await self.store._claim_decisions(state, self)
+
+    def same_run(self, store: RunStateStore) -> bool:
+        """Whether ``store`` keeps the run this claim is on (any store object for it)."""
+        return store is self.store or (
+            (store.url, store.agent.name, store.session_id)
+            == (self.store.url, self.store.agent.name, self.store.session_id)
+        )
 
 
 def _decisions_on(state: RunState[Any, Any]) -> dict[str, str]:
