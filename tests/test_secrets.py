@@ -32,10 +32,12 @@ import pytest
 from agents import (
     Agent,
     GuardrailFunctionOutput,
+    ModelRetrySettings,
     ModelSettings,
     RunConfig,
     function_tool,
     input_guardrail,
+    retry_policies,
     set_tracing_export_api_key,
 )
 from agents.testing import ScriptedModel, assistant_message
@@ -341,6 +343,24 @@ async def test_a_durable_runs_failing_model_call_leaves_no_key_in_the_database(
         await run_agent_workflow(writer, "Draft the release notes", workflow_id=f"w-{failure}")
     assert again.value.status_code == error.status_code and str(again.value) == str(error)
     assert len(credentials.openai.requests) == sent
+
+
+async def test_a_durable_run_still_retries_a_model_call_from_its_scrubbed_error(
+    credentials: Servers, durable: WorkflowSettings
+) -> None:
+    # The SDK's retry logic reads the status code off the error, outside the step: the
+    # scrubbed ModelCallError keeps it, so the provider's advice (retry a 500) still holds.
+    credentials.openai.reply(*[Reply(status=500)] * 3, Reply("Recovered."))
+    retry = ModelRetrySettings(max_retries=1, policy=retry_policies.provider_suggested())
+    writer = register_agent(
+        Agent(name="Writer", model="gpt-4.1-mini", model_settings=ModelSettings(retry=retry))
+    )
+
+    result = await run_agent_workflow(writer, "Draft the release notes", workflow_id="w-retry")
+
+    assert result.final_output == "Recovered."
+    assert len(credentials.openai.requests) == 4  # the client's own 3 tries, then the SDK's
+    assert scan_database(durable.url) == []
 
 
 async def test_a_durable_runs_failing_tool_leaves_no_credential_in_the_database(
