@@ -24,6 +24,9 @@ prefix routing, leaves tools to the user, and has no approvals):
   tool runs at the id reserved for its call id: the numbering no longer depends on scheduling.
 - Sessions and run states are written by steps the workflow runs itself (see
   :mod:`.sessions`); approvals wait on DBOS messages (see :mod:`.approvals`).
+- DBOS stores what a step raises, and a model client's error holds its request (API key
+  included): every step body raises a scrubbed error instead (:mod:`.scrubbing`), and so
+  does the workflow.
 
 Not made durable: streaming (runs use ``Runner.run``), MCP server tools, and local
 computer/shell tools (they run as ordinary workflow code and run again on replay), and
