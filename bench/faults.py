@@ -1,8 +1,8 @@
 """What faults do to stored runs: a PostgreSQL restart under load, writers racing, people
-deciding at once, hostile input, event loops nobody closes Timestep in, readers next to a
-writer, and a workflow worker that dies for good.
+deciding at once, forged durable decisions and failing calls, hostile input, event loops
+nobody closes Timestep in, readers next to a writer, and a workflow worker that dies for good.
 
-Seven runs, the same ones the tests assert on, printed as figures:
+Eight runs, the same ones the tests assert on, printed as figures:
 
 * outage: writer and reader tasks save and load real paused ``RunState`` s on a private
   PostgreSQL server (initdb'd into a temporary folder, never the shared one) while it is
@@ -20,6 +20,14 @@ Seven runs, the same ones the tests assert on, printed as figures:
   ``DecisionConflictError`` before their tool ran, rows that disagree with what ran (a
   rejection stored while the tool ran, or the reverse), and runs left pending (all but the
   refusals must be 0).
+* security: a durable worker with ``TIMESTEP_STATE_KEY`` parks runs on an approval, and decisions
+  are forged as a process with database access and no key would (a bare DBOS message, a row
+  inserted into ``timestep_workflow_decisions``, ``approve_workflow`` without the key). Then
+  durable runs fail with secrets set: model calls answered 401 and 500, a model server that
+  refuses connections, a tool raising an ``httpx.HTTPStatusError`` with an ``Authorization``
+  header, a guardrail whose error quotes a key; every table is scanned for the secrets
+  (tests/test_secrets.py's scanner). Printed per backend: forged decisions tried and refused
+  (must be equal, no forged decision ran a tool) and secrets found at rest (must be 0).
 * hostile input: random stored payloads, session ids, database URLs and command lines
   (bench/_hostile.py, the generators of tests/test_hostile_input.py with a fixed seed), on
   SQLite and the private PostgreSQL server. Printed: cases tried and handled per kind (handled:
@@ -51,6 +59,7 @@ Run from the repository root::
     .venv/bin/python bench/faults.py --parts decisions --pairs 50
     .venv/bin/python bench/faults.py --parts loops,readers --loops 500
     .venv/bin/python bench/faults.py --parts fleet --fleet-runs 30 --dead-after 10
+    .venv/bin/python bench/faults.py --parts security --forgeries 9
 
 The exit code is 0 when every invariant held, 1 otherwise (lost or missing saves, unexpected
 errors), and 2 when no private PostgreSQL server can be started here.
@@ -60,6 +69,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -86,7 +97,7 @@ from timestep import RunStateStore, TimestepError
 from timestep.storage import close_backends
 
 BACKENDS = ("sqlite", "postgres")
-PARTS = ("outage", "concurrency", "decisions", "hostile", "loops", "readers", "fleet")
+PARTS = ("outage", "concurrency", "decisions", "hostile", "loops", "readers", "fleet", "security")
 
 
 async def create_database(cluster: PrivateCluster) -> str:
@@ -401,6 +412,195 @@ def fleet(url: str, folder: Path, args: argparse.Namespace) -> bool:
     return result.lost == result.left_pending == result.tools_completed_twice == 0
 
 
+def security(backend: str, url: str, forgeries: int) -> bool:
+    """The security part (see the module docs): forged decisions, secrets after failures."""
+    from workflow_support import launched
+
+    began = time.monotonic()
+    fakes = Path(__file__).resolve().parents[1] / "plugins" / "timestep-ollama" / "tests"
+    sys.path.append(str(fakes))
+    from fake_openai import FakeOpenAI
+
+    server = FakeOpenAI()
+    server.start()
+    saved = {name: os.environ.get(name) for name in _SECURITY_ENV}
+    warnings: list[str] = []
+    handler = _ListHandler(warnings)
+    logging.getLogger("timestep").addHandler(handler)
+    try:
+        os.environ["TIMESTEP_STATE_KEY"] = "bench-" + "k" * 40
+        os.environ["OPENAI_BASE_URL"] = server.base_url
+        with launched(url, log_level="WARNING"):
+            figures = asyncio.run(_security_scenarios(url, server, forgeries, warnings))
+    finally:
+        logging.getLogger("timestep").removeHandler(handler)
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    print_figures(f"security, {backend}", figures, time.monotonic() - began)
+    return (
+        figures["forged decisions refused"] == figures["forged decisions tried"]
+        and figures["tools a forged decision ran"] == 0
+        and figures["secrets found at rest after failing calls"] == 0
+    )
+
+
+_SECURITY_ENV = ("TIMESTEP_STATE_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY")
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def _security_scenarios(
+    url: str, server: Any, forgeries: int, warnings: list[str]
+) -> dict[str, int]:
+    from test_secrets import SECRETS, scan_database
+    from workflow_support import Recorder, clerk, parked
+
+    from timestep.run import _reset_default_model_provider, close_default_model_provider
+    from timestep.workflows import approve_workflow, register_agent, run_agent_workflow
+
+    figures = dict.fromkeys(
+        (
+            "forged decisions tried",
+            "forged decisions refused",
+            "tools a forged decision ran",
+            "failing calls run",
+            "secrets found at rest after failing calls",
+        ),
+        0,
+    )
+    recorder = Recorder()
+    assistant = register_agent(clerk(recorder, approval=True))
+    try:
+        for index in range(forgeries):
+            how = ("message", "row", "keyless approve")[index % 3]
+            workflow_id = f"forged-{index}"
+            running = asyncio.create_task(
+                run_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id=workflow_id)
+            )
+            await parked(workflow_id, url=url)
+            ran_before = recorder.starts("tool:c3")
+            figures["forged decisions tried"] += 1
+            refused = await _forge(url, workflow_id, how, warnings)
+            figures["forged decisions refused"] += refused and not running.done()
+            # A key holder's decision ends the run; a forged approval would have run the tool.
+            await approve_workflow(workflow_id, approve=False, rejection_message="No.", by="ops")
+            await asyncio.wait_for(running, 60)
+            figures["tools a forged decision ran"] += recorder.starts("tool:c3") - ran_before
+
+        os.environ["OPENAI_API_KEY"] = SECRETS["OPENAI_API_KEY"]
+        _reset_default_model_provider()
+        for failure in _FAILURES:
+            figures["failing calls run"] += 1
+            agent = register_agent(_failing_agent(failure, server))
+            with contextlib.suppress(Exception):  # failing is the point
+                await run_agent_workflow(agent, "Go", workflow_id=f"fails-{failure}")
+            if failure == "connection refused":
+                os.environ["OPENAI_BASE_URL"] = server.base_url
+                _reset_default_model_provider()
+        figures["secrets found at rest after failing calls"] = len(scan_database(url))
+    finally:
+        await close_default_model_provider()
+        await close_backends()
+    return figures
+
+
+_FAILURES = ("401", "500", "connection refused", "tool", "guardrail")
+
+
+async def _forge(url: str, workflow_id: str, how: str, warnings: list[str]) -> bool:
+    """Decide as a process without the key would; whether the worker refused it."""
+    from datetime import UTC, datetime
+
+    from dbos import DBOS
+
+    from timestep.errors import StateIntegrityError
+    from timestep.storage import SQLStateBackend, get_backend
+    from timestep.storage.schema import workflow_decisions
+    from timestep.workflows import approve_workflow
+    from timestep.workflows.approvals import APPROVAL_TOPIC
+
+    if how == "keyless approve":
+        # Only this call goes without the key: the worker in this process keeps it.
+        key = os.environ.pop("TIMESTEP_STATE_KEY")
+        try:
+            await approve_workflow(workflow_id, approve=True, by="mallory")
+        except StateIntegrityError:
+            return True
+        finally:
+            os.environ["TIMESTEP_STATE_KEY"] = key
+        return False
+    if how == "row":
+        backend = get_backend(url)
+        assert isinstance(backend, SQLStateBackend)
+        async with backend.transaction() as conn:
+            await conn.execute(
+                workflow_decisions.insert().values(
+                    workflow_id=workflow_id,
+                    call_id="c3",
+                    decision="approved",
+                    decided_by="mallory",
+                    decided_at=datetime.now(UTC),
+                )
+            )
+    decision = {"call_id": "c3", "approve": True, "rejection_message": None}
+    await DBOS.send_async(workflow_id, {"decisions": [decision]}, APPROVAL_TOPIC)
+    # The worker logs each refusal, naming the workflow.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(repr(workflow_id) in message for message in warnings):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _failing_agent(failure: str, server: Any) -> Any:
+    import httpx
+    from agents import Agent, GuardrailFunctionOutput, function_tool, input_guardrail
+    from agents.testing import ScriptedModel, assistant_message, function_call
+    from fake_openai import Reply
+    from test_secrets import GATEWAY_HEADERS, SECRETS
+
+    name = "Fails" + "".join(part.title() for part in failure.split())
+    if failure in ("401", "500"):
+        server.reply(*[Reply(status=int(failure))] * 3)
+        return Agent(name=name, model="gpt-4.1-mini")
+    if failure == "connection refused":
+        os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+        from timestep.run import _reset_default_model_provider
+
+        _reset_default_model_provider()
+        return Agent(name=name, model="gpt-4.1-mini")
+    if failure == "tool":
+
+        @function_tool(failure_error_function=None)
+        async def crm(order: str) -> str:
+            """Look an order up."""
+            request = httpx.Request("GET", "https://crm.example/o", headers=GATEWAY_HEADERS)
+            response = httpx.Response(401, request=request)
+            raise httpx.HTTPStatusError("401", request=request, response=response)
+
+        model = ScriptedModel([[function_call("crm", {"order": "7"}, call_id="c1")]])
+        return Agent(name=name, model=model, tools=[crm])
+
+    @input_guardrail
+    async def policy(context: Any, agent: Any, user_input: Any) -> GuardrailFunctionOutput:
+        raise RuntimeError(f"policy service refused key {SECRETS['OPENAI_API_KEY']}")
+
+    model = ScriptedModel([[assistant_message("ok")]])
+    return Agent(name=name, model=model, input_guardrails=[policy])
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--writers", type=int, default=4, help="outage: writer tasks")
@@ -413,6 +613,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--loops", type=int, default=500, help="loops: asyncio.run() calls")
     parser.add_argument(
         "--fresh-readers", type=int, default=20, help="readers: readers, each a new loop"
+    )
+    parser.add_argument(
+        "--forgeries", type=int, default=6, help="security: forged decisions per backend"
     )
     parser.add_argument(
         "--backends", default=",".join(BACKENDS), help="concurrency: sqlite,postgres"
@@ -506,6 +709,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 folder = Path(home) / "fleet"
                 folder.mkdir()
                 ok &= fleet(asyncio.run(create_database(cluster)), folder, args)
+                print()
+
+            for backend in args.backends if "security" in args.parts else ():
+                if backend == "sqlite":
+                    url = f"sqlite:///{home}/security.db"
+                else:
+                    url = asyncio.run(create_database(cluster))
+                ok &= security(backend, url, args.forgeries)
                 print()
 
     finally:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +365,27 @@ def test_the_signature_changes_with_every_signed_field() -> None:
         signer.verify(moved)
     with pytest.raises(StateIntegrityError, match="malformed"):
         signer.verify(replace(record, signature="v2:" + signature[3:]))
+
+
+def test_a_decision_signature_covers_every_field_and_verifies_with_previous_keys() -> None:
+    decided_at = datetime(2026, 12, 2, 10, 3, 42, 123456, tzinfo=UTC)
+    fields = ("order-7", "call-2", "rejected", "Not on a Friday.", "ana", decided_at)
+    signature = StateSigner(KEY).sign_decision(*fields)
+
+    assert StateSigner(KEY).decision_status(*fields, signature) == "valid"
+    # The same moment in another time zone is the same decision.
+    elsewhere = decided_at.astimezone(timezone(timedelta(hours=-5)))
+    assert StateSigner(KEY).decision_status(*fields[:5], elsewhere, signature) == "valid"
+    assert StateSigner(OTHER_KEY, [KEY]).decision_status(*fields, signature) == "valid"
+    assert StateSigner(OTHER_KEY).decision_status(*fields, signature) == "unknown key"
+    assert StateSigner(KEY).decision_status(*fields, None) == "unsigned"
+    for index, value in enumerate(
+        ("order-8", "call-3", "approved", None, "bob", decided_at + timedelta(microseconds=1))
+    ):
+        changed = list(fields)
+        changed[index] = value
+        assert StateSigner(KEY).decision_status(*changed, signature) == "changed"  # type: ignore[arg-type]
+    assert KEY not in signature
 
 
 async def test_runs_show_says_whether_the_signature_holds(

@@ -27,8 +27,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from agents import Agent, ModelSettings, RunConfig, function_tool, set_tracing_export_api_key
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    ModelRetrySettings,
+    ModelSettings,
+    RunConfig,
+    function_tool,
+    input_guardrail,
+    retry_policies,
+    set_tracing_export_api_key,
+)
 from agents.testing import ScriptedModel, assistant_message
 from agents.testing import function_call as scripted_call
 from agents.tracing.processors import default_exporter
@@ -38,7 +49,9 @@ from workflow_support import launched
 
 from timestep import (
     AgentDefinitionError,
+    ModelCallError,
     RunStateStore,
+    StepError,
     TimestepSession,
     load_agent,
     registry,
@@ -287,6 +300,134 @@ def test_a_durable_sessions_password_is_left_out_of_the_workflow_and_supplied_by
     monkeypatch.setenv("TIMESTEP_DB_URL", "postgresql://app@127.0.0.1:5432/elsewhere")
     unknown = open_session(spec).url  # not this worker's database: PGPASSWORD's turn
     assert password not in unknown and "127.0.0.1:5432/agents" in unknown
+
+
+# --- failing steps of a durable run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("failure", ["401", "500", "connection refused"])
+async def test_a_durable_runs_failing_model_call_leaves_no_key_in_the_database(
+    credentials: Servers,
+    durable: WorkflowSettings,
+    logs: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    # DBOS checkpoints what a step raises, pickled: the model client's error holds its request,
+    # and with it the Authorization header.
+    if failure == "connection refused":
+        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens
+        _reset_default_model_provider()
+    else:
+        credentials.openai.reply(*[Reply(status=int(failure))] * 3)  # the client retries 500s
+    writer = register_agent(Agent(name="Writer", model="gpt-4.1-mini"))
+
+    with pytest.raises(Exception) as failed:
+        await run_agent_workflow(writer, "Draft the release notes", workflow_id=f"w-{failure}")
+
+    assert scan_database(durable.url) == []
+    assert scan_logs(logs) == []
+    error = failed.value
+    assert isinstance(error, ModelCallError) and error.workflow_id == f"w-{failure}"
+    if failure == "connection refused":
+        assert error.status_code is None and error.is_network_error
+        assert "Connection error" in str(error)
+    else:
+        assert error.status_code == int(failure) and not error.is_network_error
+        assert f"scripted HTTP {failure}" in str(error)
+        assert credentials.openai.requests  # the key really was sent
+    assert error.model == "gpt-4.1-mini" and error.provider == "openai"
+    # Attaching to the finished run again returns the recorded (scrubbed) error.
+    sent = len(credentials.openai.requests)
+    with pytest.raises(ModelCallError) as again:
+        await run_agent_workflow(writer, "Draft the release notes", workflow_id=f"w-{failure}")
+    assert again.value.status_code == error.status_code and str(again.value) == str(error)
+    assert len(credentials.openai.requests) == sent
+
+
+async def test_a_durable_run_still_retries_a_model_call_from_its_scrubbed_error(
+    credentials: Servers, durable: WorkflowSettings
+) -> None:
+    # The SDK's retry logic reads the status code off the error, outside the step: the
+    # scrubbed ModelCallError keeps it, so the provider's advice (retry a 500) still holds.
+    credentials.openai.reply(*[Reply(status=500)] * 3, Reply("Recovered."))
+    retry = ModelRetrySettings(max_retries=1, policy=retry_policies.provider_suggested())
+    writer = register_agent(
+        Agent(name="Writer", model="gpt-4.1-mini", model_settings=ModelSettings(retry=retry))
+    )
+
+    result = await run_agent_workflow(writer, "Draft the release notes", workflow_id="w-retry")
+
+    assert result.final_output == "Recovered."
+    assert len(credentials.openai.requests) == 4  # the client's own 3 tries, then the SDK's
+    assert scan_database(durable.url) == []
+
+
+async def test_a_durable_runs_failing_tool_leaves_no_credential_in_the_database(
+    durable: WorkflowSettings, logs: list[logging.LogRecord]
+) -> None:
+    password = SECRETS["database password"]
+
+    @function_tool(failure_error_function=None)  # the run fails with the tool's error
+    async def crm_lookup(order: str) -> str:
+        """Look an order up in the CRM."""
+        request = httpx.Request(
+            "GET", f"https://crm.example/orders/{order}", headers=GATEWAY_HEADERS
+        )
+        raise httpx.HTTPStatusError(
+            f"Client error '401 Unauthorized' (via postgresql://crm:{password}@db/crm)",
+            request=request,
+            response=httpx.Response(401, request=request),
+        )
+
+    agent = register_agent(
+        Agent(
+            name="Support",
+            model=ScriptedModel([[scripted_call("crm_lookup", {"order": "7"}, call_id="c1")]]),
+            tools=[crm_lookup],
+        )
+    )
+
+    with pytest.raises(Exception) as failed:
+        await run_agent_workflow(agent, "Where is order 7?", workflow_id="crm-7")
+
+    assert scan_database(durable.url) == []
+    assert scan_logs(logs) == []
+    error = failed.value
+    assert isinstance(error, StepError) and not isinstance(error, ModelCallError)
+    assert error.step == "timestep.tool:crm_lookup" and error.status_code == 401
+    assert error.error_type == "HTTPStatusError" and "[REDACTED]" in str(error)
+
+
+async def test_a_durable_runs_failing_guardrail_leaves_no_credential_in_the_database(
+    durable: WorkflowSettings, logs: list[logging.LogRecord]
+) -> None:
+    class PolicyServiceDown(Exception):
+        def __init__(self, message: str, headers: dict[str, str]) -> None:
+            super().__init__(message)
+            self.headers = headers
+
+    @input_guardrail
+    async def policy(context: Any, agent: Any, user_input: Any) -> GuardrailFunctionOutput:
+        key = SECRETS["OPENAI_API_KEY"]
+        raise PolicyServiceDown(f"policy check failed with key {key}", dict(GATEWAY_HEADERS))
+
+    agent = register_agent(
+        Agent(
+            name="Guarded",
+            model=ScriptedModel([[assistant_message("ok")]]),
+            input_guardrails=[policy],
+        )
+    )
+
+    with pytest.raises(Exception) as failed:
+        await run_agent_workflow(agent, "hello", workflow_id="guarded-1")
+
+    assert scan_database(durable.url) == []
+    assert scan_logs(logs) == []
+    error = failed.value
+    assert isinstance(error, StepError) and error.step == "timestep.input_guardrail:policy"
+    assert error.error_type == "PolicyServiceDown" and "[REDACTED]" in str(error)
 
 
 # --- the scanners prove they can find what they look for -----------------------------------

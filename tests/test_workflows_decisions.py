@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,88 @@ async def test_a_timeout_is_a_decision_too_for_a_queued_run(
         await approve_workflow("d-4", by="ana")
     assert late.value.decided_by == "timeout"
     assert recorder.starts("tool:c3") == 0
+
+
+# -- with TIMESTEP_STATE_KEY, a decision needs the key ---------------------------------------
+
+STATE_KEY = "k" * 40
+
+
+def without_key(home: Path) -> dict[str, str]:
+    """The environment of a process with database access and no TIMESTEP_STATE_KEY."""
+    env = {key: value for key, value in os.environ.items() if key != "TIMESTEP_STATE_KEY"}
+    return {**env, "TIMESTEP_HOME": str(home)}
+
+
+async def test_with_a_key_a_decision_forged_without_it_is_refused_and_logged(
+    engine: WorkflowSettings,
+    timestep_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("TIMESTEP_STATE_KEY", STATE_KEY)  # the worker's (this process's) key
+    recorder = Recorder()
+    assistant = register_agent(clerk(recorder, approval=True))
+    running = asyncio.create_task(
+        run_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id="s-1")
+    )
+    await parked("s-1")
+    mallory = without_key(timestep_home)
+
+    with caplog.at_level("WARNING", logger="timestep"):
+        # A bare DBOS message on the approval topic, then a row in the decisions table.
+        for how in ("message", "row"):
+            forged = Worker("forge", engine.url, "s-1", "c3", how, env=mallory).outcome()
+            assert forged == {"event": "forged", "how": how}
+        refusals = ("no valid decision is stored", "Refused the stored decision")
+        await _until(lambda: all(r in caplog.text for r in refusals) or running.done())
+        assert not running.done() and recorder.starts("tool:c3") == 0  # still parked
+        # approve_workflow without the key says why it cannot decide, and records nothing.
+        keyless = Worker("approve", engine.url, "s-1", "approve", "--by", "eve", env=mallory)
+        outcome = keyless.outcome()
+
+    assert outcome["error"] == "StateIntegrityError", outcome
+    assert "TIMESTEP_STATE_KEY" in outcome["message"] and "s-1" in outcome["message"]
+    refusals = [r for r in caplog.records if r.name == "timestep" and r.levelname == "WARNING"]
+    assert refusals and all("s-1" in r.getMessage() for r in refusals)
+    assert any("c3" in r.getMessage() and "mallory" in r.getMessage() for r in refusals)
+    assert STATE_KEY not in caplog.text
+    assert not running.done() and recorder.starts("tool:c3") == 0  # still parked
+
+    # A key holder's decision replaces the forged row and resumes the run.
+    assert await approve_workflow("s-1", approve=True, by="ana") == ["c3"]
+    result = await asyncio.wait_for(running, 30)
+    assert result.approvals == [{"call_id": "c3", "tool_name": "refund", "approved": True}]
+    assert result.final_output == FINAL_ANSWER and recorder.starts("tool:c3") == 1
+    with pytest.raises(DecisionConflictError, match="approved by ana"):
+        await approve_workflow("s-1", approve=False, by="bob")
+
+
+async def test_without_a_key_a_decision_from_any_process_is_applied_as_before(
+    sqlite_engine: WorkflowSettings, timestep_home: Path
+) -> None:
+    # No key: whoever can write the database decides (docs/security.md says so).
+    recorder = Recorder()
+    assistant = register_agent(clerk(recorder, approval=True))
+    running = asyncio.create_task(
+        run_agent_workflow(agent=assistant, input_items="Refund 7", workflow_id="s-2")
+    )
+    await parked("s-2")
+
+    env = without_key(timestep_home)
+    assert Worker("forge", sqlite_engine.url, "s-2", "c3", "row", env=env).outcome()["how"]
+
+    result = await asyncio.wait_for(running, 30)
+    assert result.approvals == [{"call_id": "c3", "tool_name": "refund", "approved": True}]
+    assert recorder.starts("tool:c3") == 1
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if done():
+                return
+            await asyncio.sleep(0.05)
 
 
 # -- a durable run and a plain paused run of the same agent ---------------------------------

@@ -6,6 +6,8 @@
                                [--dead-after S] [--heartbeat S] [--linger]
                                [--queue Q [--worker-concurrency N] [--enqueue N]]
     python workflow_process.py approve URL WFID approve|reject [--call-id ID] [--by NAME]
+    python workflow_process.py forge URL WFID CALL_ID message|row
+
 
 A worker registers the Clerk (tests/workflow_support.py), launches (recording a ``worker``
 ``launched`` event), and then starts a durable run (``--start``; queued on the default queue
@@ -19,8 +21,10 @@ or serves until a file appears. Without ``--executor-id`` a worker has an id of 
 ``load-<N-1>`` on it. ``--block LABEL`` makes the worker hang at that model call, tool call or
 guardrail, so the test can ``kill -9`` it there; ``--block session:saved`` hangs right after a
 ``TimestepSession`` committed the run's items, before DBOS checkpoints that step. An approver
-decides a parked run without launching anything. Each prints JSON lines; the last one is the
-outcome.
+decides a parked run without launching anything. A forger plays a process with database access
+and no ``TIMESTEP_STATE_KEY``: it approves the call with a bare DBOS message on the approval
+topic, or by inserting a row into ``timestep_workflow_decisions``. Each prints JSON lines; the
+last one is the outcome.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import functools
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,8 @@ from agents.memory import Session
 from workflow_support import Recorder, clerk
 
 from timestep import TimestepError, TimestepSession
-from timestep.storage import close_backends
+from timestep.storage import SQLStateBackend, close_backends, get_backend
+from timestep.storage.schema import workflow_decisions
 from timestep.workflows import (
     approve_workflow,
     configure_dbos,
@@ -51,6 +57,8 @@ from timestep.workflows import (
     run_agent_workflow,
     shutdown_dbos,
 )
+from timestep.workflows.approvals import APPROVAL_TOPIC
+from timestep.workflows.config import client_for
 
 SESSION_ID = "customer-1"
 
@@ -172,6 +180,31 @@ async def approver(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def forger(args: argparse.Namespace) -> dict[str, Any]:
+    decision = {"call_id": args.call_id, "approve": True, "rejection_message": None}
+    try:
+        if args.how == "row":
+            backend = get_backend(args.url)
+            assert isinstance(backend, SQLStateBackend)
+            async with backend.transaction() as conn:
+                await conn.execute(
+                    workflow_decisions.insert().values(
+                        workflow_id=args.workflow_id,
+                        call_id=args.call_id,
+                        decision="approved",
+                        decided_by="mallory",
+                        decided_at=datetime.now(UTC),
+                    )
+                )
+        client = await client_for(args.url)
+        message = {"decisions": [{**decision, "by": "mallory"}]}
+        await client.send_async(args.workflow_id, message, APPROVAL_TOPIC)
+    finally:
+        shutdown_dbos()
+        await close_backends()
+    return {"event": "forged", "how": args.how}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
@@ -200,8 +233,14 @@ def main(argv: list[str] | None = None) -> None:
     decide.add_argument("decision", choices=["approve", "reject"])
     decide.add_argument("--call-id")
     decide.add_argument("--by")
+    forge = commands.add_parser("forge")
+    forge.add_argument("url")
+    forge.add_argument("workflow_id")
+    forge.add_argument("call_id")
+    forge.add_argument("how", choices=["message", "row"])
     args = parser.parse_args(argv)
-    outcome = asyncio.run(worker(args) if args.command == "worker" else approver(args))
+    command = {"worker": worker, "approve": approver, "forge": forger}[args.command]
+    outcome = asyncio.run(command(args))
     say(**outcome)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "DuplicateWorkflowError",
     "IncompatibleStateError",
     "InterruptionException",
+    "ModelCallError",
     "PluginError",
     "QueueNotFoundError",
     "SearchBackendError",
@@ -34,6 +35,7 @@ __all__ = [
     "StateIntegrityError",
     "StateNotFoundError",
     "StateTooLargeError",
+    "StepError",
     "StorageError",
     "StorageUnavailableError",
     "TimestepError",
@@ -403,3 +405,85 @@ class TraceNotFoundError(TimestepError, LookupError):
     def __init__(self, message: str, *, ident: str) -> None:
         super().__init__(message)
         self.ident = ident
+
+
+class StepError(WorkflowRunError):
+    """A step of a durable run (a tool, a guardrail) failed; what it raised is kept scrubbed.
+
+    DBOS stores what a step raises, pickled, in its own tables, so every process (and every
+    replay) sees the same failure. An exception as raised can carry secrets: an
+    ``httpx.HTTPStatusError`` holds its request, ``Authorization`` header included, and a
+    message can quote a URL with its password. Such an error is stored as this one instead:
+    ``step`` names the step (``"timestep.tool:lookup"``), ``error_type`` the original class,
+    ``status_code`` its HTTP status when it had one, and the message is the original's with
+    keys, bearer tokens and URL passwords replaced by ``[REDACTED]``::
+
+        except StepError as failed:
+            print(failed.step, failed.error_type, failed.status_code, failed)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        error_type: str | None = None,
+        step: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, error_type=error_type)
+        self.step = step
+        self.status_code = status_code
+
+
+class ModelCallError(StepError):
+    """A durable run's model call failed (HTTP 401, 500, connection refused, timeout...).
+
+    What the model client raised holds the request, API key included; DBOS would store it.
+    This error keeps what callers and the SDK's retry logic need and nothing of the request:
+    ``status_code``, ``provider`` and ``model`` (when known), ``code`` and ``request_id``
+    from the provider's answer, ``retry_after`` (seconds), ``headers`` (only the retry
+    headers: ``retry-after``, ``retry-after-ms``, ``x-should-retry``), whether it was a
+    network error or a timeout, and the scrubbed message::
+
+        try:
+            await run_agent_workflow(agent, "hi", workflow_id="order-7")
+        except ModelCallError as failed:
+            if failed.status_code == 401:
+                print("check OPENAI_API_KEY:", failed)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        error_type: str | None = None,
+        step: str | None = "timestep.model",
+        status_code: int | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+        is_network_error: bool = False,
+        is_timeout: bool = False,
+        unsafe_to_replay: bool = False,
+    ) -> None:
+        super().__init__(
+            message,
+            workflow_id=workflow_id,
+            error_type=error_type,
+            step=step,
+            status_code=status_code,
+        )
+        self.provider = provider
+        self.model = model
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+        self.is_network_error = is_network_error
+        self.is_timeout = is_timeout
+        self.unsafe_to_replay = unsafe_to_replay

@@ -19,6 +19,15 @@ An exported state (``timestep state export``) carries a signature of its own, in
 JSON (sorted keys, no spaces, ASCII escapes); ``state import`` checks it, so an export edited
 on the way is not signed into the database as if Timestep had written it.
 
+A durable run's approval decision (``timestep_workflow_decisions``, see
+:mod:`timestep.workflows.approvals`) is signed too, so a process with database access and no
+key cannot approve a parked workflow by inserting a row: the same ``v1:<key id>:<hex>`` form,
+over ``timestep-decision-v1`` and then, each encoded as above, the workflow id, the call id,
+the decision (``approved`` or ``rejected``), the rejection message, who decided and when
+(``decided_at`` in UTC, ISO 8601 with microseconds: ``2026-12-02T10:03:42.123456+00:00``).
+A worker with the key ignores (and logs) any decision whose signature does not verify, so
+every process that decides needs the key the workers have.
+
 Example::
 
     signer = StateSigner("a-32-character-or-longer-secret-key")
@@ -32,33 +41,60 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .config import Settings
 from .errors import StateIntegrityError
 from .storage import StateRecord
 
-__all__ = ["StateSigner", "Verdict", "export_message", "signed_message"]
+__all__ = ["StateSigner", "Verdict", "decision_message", "export_message", "signed_message"]
 
 Verdict = Literal["valid", "unsigned", "unknown key", "malformed", "changed"]
 """What a signature check found (:meth:`StateSigner.status`)."""
 
 _LABEL = b"timestep-run-state-v1"
 _EXPORT_LABEL = b"timestep-export-v1"
+_DECISION_LABEL = b"timestep-decision-v1"
 _VERSION = "v1"
 
 
 def signed_message(record: StateRecord) -> bytes:
     """The bytes a row's signature covers (see the module docs for the encoding)."""
-    parts = [_LABEL]
-    for value in (
-        record.agent_name,
-        record.session_id,
-        record.sdk,
-        record.schema_version,
-        record.state,
-        record.portable_state,
-    ):
+    return _encode(
+        _LABEL,
+        (
+            record.agent_name,
+            record.session_id,
+            record.sdk,
+            record.schema_version,
+            record.state,
+            record.portable_state,
+        ),
+    )
+
+
+def decision_message(
+    workflow_id: str,
+    call_id: str,
+    decision: str,
+    rejection_message: str | None,
+    decided_by: str | None,
+    decided_at: datetime,
+) -> bytes:
+    """The bytes a durable decision's signature covers (see the module docs)."""
+    if decided_at.tzinfo is None:
+        raise ValueError("decided_at must be timezone-aware (UTC)")
+    moment = decided_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return _encode(
+        _DECISION_LABEL,
+        (workflow_id, call_id, decision, rejection_message, decided_by, moment),
+    )
+
+
+def _encode(label: bytes, values: Sequence[str | None]) -> bytes:
+    parts = [label]
+    for value in values:
         if value is None:
             parts.append(b"~")
         else:
@@ -121,6 +157,43 @@ class StateSigner:
     def export_status(self, state: Mapping[str, Any], signature: str | None) -> Verdict:
         """Whether ``signature`` is :meth:`sign_export`'s for ``state`` (see :meth:`status`)."""
         return self._verdict(export_message(state), signature)
+
+    def sign_decision(
+        self,
+        workflow_id: str,
+        call_id: str,
+        decision: str,
+        rejection_message: str | None,
+        decided_by: str | None,
+        decided_at: datetime,
+    ) -> str:
+        """The signature stored with a durable run's approval decision (``decision`` is
+        ``"approved"`` or ``"rejected"``), proof that a key holder made it::
+
+            signer.sign_decision("order-7", "call-2", "approved", None, "ana", now)
+        """
+        return self._sign(
+            decision_message(
+                workflow_id, call_id, decision, rejection_message, decided_by, decided_at
+            )
+        )
+
+    def decision_status(
+        self,
+        workflow_id: str,
+        call_id: str,
+        decision: str,
+        rejection_message: str | None,
+        decided_by: str | None,
+        decided_at: datetime,
+        signature: str | None,
+    ) -> Verdict:
+        """Whether ``signature`` is :meth:`sign_decision`'s for that decision (see
+        :meth:`status`); a worker applies only ``"valid"`` ones."""
+        message = decision_message(
+            workflow_id, call_id, decision, rejection_message, decided_by, decided_at
+        )
+        return self._verdict(message, signature)
 
     def _sign(self, message: bytes) -> str:
         digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()

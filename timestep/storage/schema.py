@@ -329,7 +329,15 @@ def _workflow_decisions_v1(target: MetaData) -> Table:
     )
 
 
+def _workflow_decisions_v2_columns() -> list[Column[Any]]:
+    # Version 2: the HMAC proof that a holder of TIMESTEP_STATE_KEY made the decision
+    # (timestep.integrity, StateSigner.sign_decision); workers with the key refuse rows without.
+    return [Column("signature", String(128))]
+
+
 workflow_decisions = _workflow_decisions_v1(metadata)
+for _column in _workflow_decisions_v2_columns():
+    workflow_decisions.append_column(_column)
 
 
 def _create_workflow_decisions(conn: Connection) -> None:
@@ -367,13 +375,21 @@ def _create_workers(conn: Connection) -> None:
     _workers_v1(MetaData()).create(conn)
 
 
+def _add_decision_signature(conn: Connection) -> None:
+    for column in _workflow_decisions_v2_columns():
+        column_type = column.type.compile(dialect=conn.dialect)
+        conn.execute(
+            text(f"ALTER TABLE timestep_workflow_decisions ADD COLUMN {column.name} {column_type}")
+        )
+
+
 MIGRATIONS: dict[str, list[Migration]] = {
     # component -> its steps; step N (1-based) brings the component to version N.
     "run_states": [_create_run_states, _add_portable_state, _add_signature],
     "sessions": [_create_sessions, _add_append_keys],
     "agents": [_create_agents],
     "traces": [_create_traces],
-    "workflow_decisions": [_create_workflow_decisions],
+    "workflow_decisions": [_create_workflow_decisions, _add_decision_signature],
     "workers": [_create_workers],
 }
 

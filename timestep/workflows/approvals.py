@@ -15,6 +15,17 @@ workflow, which applies the stored decisions, never a message's: decisions can c
 process on the same database, before or after a restart, and a lost wake-up is made good by
 deciding again (the same way).
 
+With ``TIMESTEP_STATE_KEY`` set, a decision also carries proof that a key holder made it: an
+HMAC over the workflow, the call, the decision, the rejection message, who decided and when
+(:meth:`~timestep.integrity.StateSigner.sign_decision`), stored with it. A worker with the key
+applies only decisions whose proof verifies; any other row (one a process without the key
+inserted) is logged at WARNING on the ``timestep`` logger, naming the workflow and the call,
+and ignored, and the run keeps waiting. A legitimate decision replaces such a row. A DBOS
+message is only ever a wake-up, so a bare one decides nothing (a wake-up naming calls that
+have no valid stored decision is logged too). Every process that decides therefore needs the
+key the workers have: :func:`approve_workflow` in a process without it refuses, with
+:class:`~timestep.StateIntegrityError`, to decide on a run whose parked state is signed.
+
 Example::
 
     for pending in await pending_approvals("order-7"):
@@ -29,6 +40,7 @@ interruption of the same run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,17 +49,19 @@ from typing import Any, NotRequired, TypedDict
 
 from agents import ToolApprovalItem
 from dbos import DBOS
-from sqlalchemy import select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import (
     ApprovalNotPendingError,
     DecisionConflictError,
+    StateIntegrityError,
     StorageError,
     WorkflowConfigurationError,
     WorkflowNotFoundError,
 )
+from ..integrity import StateSigner
 from ..storage import SQLStateBackend, StateStatus, get_backend
 from ..storage.schema import workflow_decisions
 from .config import client_for, dbos_settings, is_launched
@@ -63,6 +77,8 @@ __all__ = [
     "pending_approvals",
     "wait_for_decisions",
 ]
+
+logger = logging.getLogger("timestep")
 
 APPROVAL_TOPIC = "timestep.approval"
 """The DBOS message topic approval decisions travel on."""
@@ -149,6 +165,8 @@ async def approve_workflow(
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
         ApprovalNotPendingError: it finished, is not waiting for approval, or not for
             ``call_id``; the message lists what it does wait for.
+        StateIntegrityError: the run's workers sign (its parked state is signed) and this
+            process has no ``TIMESTEP_STATE_KEY``: its decision would be refused.
     """
     if approve and rejection_message is not None:
         raise WorkflowConfigurationError(
@@ -167,11 +185,20 @@ async def approve_workflow(
     pending = [] if finished else await pending_approvals(workflow_id, url=url)
     targets = [p.call_id for p in pending if call_id is None or p.call_id == call_id]
     backend = _sql_backend(url)
+    signer = _signer(backend.url)
+    if signer is None and targets and await _parked_state_is_signed(backend, workflow_id):
+        raise StateIntegrityError(
+            f"Workflow {workflow_id!r} is parked by a worker that signs its state "
+            "(TIMESTEP_STATE_KEY is set there), so it only applies decisions signed with that "
+            "key; this process has no TIMESTEP_STATE_KEY. Set it to the workers' key, then "
+            "decide again. Nothing was recorded.",
+            session_id=workflow_id,
+        )
     if not targets:
         # Nothing of this waits (any more): a decision already recorded still answers, so a
         # repeat is acknowledged and a different one refused, however late it comes.
         stored = await _stored_decisions(
-            backend, workflow_id, None if call_id is None else [call_id]
+            backend, workflow_id, None if call_id is None else [call_id], signer
         )
         if stored:
             _refuse_if_different(workflow_id, stored.values(), approve)
@@ -199,7 +226,7 @@ async def approve_workflow(
         Decision(call_id=target, approve=approve, rejection_message=rejection_message, by=by)
         for target in targets
     ]
-    await _record_decisions(backend, workflow_id, decisions, refuse_different=True)
+    await _record_decisions(backend, workflow_id, decisions, refuse_different=True, signer=signer)
     # Only a wake-up: the workflow applies what is stored above, whatever this message says.
     message = {"decisions": decisions}
     if is_launched():
@@ -248,11 +275,21 @@ async def await_decisions(
         # Checkpointed, so a recovered workflow keeps the original deadline.
         deadline = await DBOS.run_step_async({"name": "timestep.approval.deadline"}, _now)
         deadline += timeout_seconds
+    woken_for: list[str] = []
     while True:
         # A step, so a replay sees what this execution saw.
         decided: dict[str, Decision] = await DBOS.run_step_async(
             {"name": "timestep.approval.read"}, _read_decisions, url, workflow_id, needed
         )
+        for call in woken_for:
+            if call not in decided:
+                logger.warning(
+                    "Workflow %r was woken for a decision on call %s, but no valid decision "
+                    "is stored for it (a bare message, or one a process without the key "
+                    "sent): ignored, the run keeps waiting.",
+                    workflow_id,
+                    call,
+                )
         if set(needed) <= decided.keys():
             return decided
         wait = _WAIT_CHUNK_SECONDS
@@ -273,11 +310,22 @@ async def await_decisions(
                 )
                 return {**decided, **recorded}
             wait = min(wait, remaining)
-        await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=wait)
+        message = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=wait)
+        woken_for = _named_calls(message, needed)
+
+
+def _named_calls(message: Any, needed: list[str]) -> list[str]:
+    """The awaited call ids a wake-up message names (it decides nothing by itself)."""
+    decisions = message.get("decisions") if isinstance(message, dict) else None
+    if not isinstance(decisions, list):
+        return []
+    named = {d.get("call_id") for d in decisions if isinstance(d, dict)}
+    return [call for call in needed if call in named]
 
 
 async def _read_decisions(url: str, workflow_id: str, call_ids: list[str]) -> dict[str, Decision]:
-    return await _stored_decisions(_sql_backend(url), workflow_id, call_ids)
+    backend = _sql_backend(url)
+    return await _stored_decisions(backend, workflow_id, call_ids, _signer(backend.url))
 
 
 async def _record_timeouts(
@@ -294,7 +342,8 @@ async def _record_timeouts(
         for call in call_ids
     ]
     # A human decision that landed just before this one wins, as any first decision does.
-    return await _record_decisions(_sql_backend(url), workflow_id, timeouts)
+    backend = _sql_backend(url)
+    return await _record_decisions(backend, workflow_id, timeouts, signer=_signer(backend.url))
 
 
 TIMEOUT_DECIDER = "timeout"
@@ -317,33 +366,54 @@ async def _record_decisions(
     decisions: list[Decision],
     *,
     refuse_different: bool = False,
+    signer: StateSigner | None = None,
 ) -> dict[str, Decision]:
     """Record each decision unless its call has one already; return what is stored.
 
     One transaction: every insert does nothing on a call already decided, and the rows are
     read back. With ``refuse_different`` a stored decision that differs from the one given
     raises :class:`DecisionConflictError` and rolls back the whole batch, so a decision is
-    recorded for all of its calls or for none.
+    recorded for all of its calls or for none. With a ``signer`` each row is signed, and a
+    stored row whose signature does not verify (forged) is dropped first, so it can neither
+    win nor block the real decision.
     """
     now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = [
-        {
-            "workflow_id": workflow_id,
-            "call_id": decision["call_id"],
-            "decision": "approved" if decision["approve"] else "rejected",
-            "rejection_message": None if decision["approve"] else decision["rejection_message"],
-            "decided_by": decision.get("by"),
-            "decided_at": now,
-        }
-        # Sorted, so concurrent batches lock the same keys in the same order (no deadlock).
-        for decision in sorted(decisions, key=lambda d: d["call_id"])
-    ]
+    rows: list[dict[str, Any]] = []
+    # Sorted, so concurrent batches lock the same keys in the same order (no deadlock).
+    for decision in sorted(decisions, key=lambda d: d["call_id"]):
+        verdict = "approved" if decision["approve"] else "rejected"
+        message = None if decision["approve"] else decision["rejection_message"]
+        by = decision.get("by")
+        rows.append(
+            {
+                "workflow_id": workflow_id,
+                "call_id": decision["call_id"],
+                "decision": verdict,
+                "rejection_message": message,
+                "decided_by": by,
+                "decided_at": now,
+                "signature": None
+                if signer is None
+                else signer.sign_decision(
+                    workflow_id, decision["call_id"], verdict, message, by, now
+                ),
+            }
+        )
     if not rows:
         return {}
+    call_ids = [str(row["call_id"]) for row in rows]
     async with backend.transaction() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        # Writing first takes SQLite's write lock at once (a read first could deadlock with
+        # another writer on the upgrade); a forged row is then replaced by this decision.
         await conn.execute(dialect.insert(workflow_decisions).on_conflict_do_nothing(), rows)
-        stored = await _select_decisions(conn, workflow_id, [str(row["call_id"]) for row in rows])
+        if signer is not None:
+            forged = await _drop_forged(conn, workflow_id, call_ids, signer)
+            if forged:
+                await conn.execute(
+                    workflow_decisions.insert(), [r for r in rows if r["call_id"] in forged]
+                )
+        stored = await _select_decisions(conn, workflow_id, call_ids, signer)
         if refuse_different:
             wanted = {d["call_id"]: d["approve"] for d in decisions}
             _refuse_if_different(
@@ -355,20 +425,32 @@ async def _record_decisions(
 
 
 async def _stored_decisions(
-    backend: SQLStateBackend, workflow_id: str, call_ids: list[str] | None
+    backend: SQLStateBackend,
+    workflow_id: str,
+    call_ids: list[str] | None,
+    signer: StateSigner | None = None,
 ) -> dict[str, Decision]:
     async with backend.transaction() as conn:
-        return await _select_decisions(conn, workflow_id, call_ids)
+        return await _select_decisions(conn, workflow_id, call_ids, signer)
 
 
-async def _select_decisions(
+async def _decision_rows(
     conn: AsyncConnection, workflow_id: str, call_ids: list[str] | None
-) -> dict[str, Decision]:
+) -> list[Any]:
     table = workflow_decisions
     query = select(table).where(table.c.workflow_id == workflow_id)
     if call_ids is not None:
         query = query.where(table.c.call_id.in_(call_ids))
-    rows = (await conn.execute(query.order_by(table.c.decided_at, table.c.call_id))).all()
+    return list((await conn.execute(query.order_by(table.c.decided_at, table.c.call_id))).all())
+
+
+async def _select_decisions(
+    conn: AsyncConnection,
+    workflow_id: str,
+    call_ids: list[str] | None,
+    signer: StateSigner | None = None,
+) -> dict[str, Decision]:
+    """The stored decisions; with a ``signer`` only those it verifies (others are logged)."""
     return {
         row.call_id: Decision(
             call_id=row.call_id,
@@ -377,8 +459,63 @@ async def _select_decisions(
             by=row.decided_by,
             at=_utc(row.decided_at).isoformat(),
         )
-        for row in rows
+        for row in await _decision_rows(conn, workflow_id, call_ids)
+        if signer is None or _verified(row, signer)
     }
+
+
+def _verified(row: Any, signer: StateSigner) -> bool:
+    verdict = signer.decision_status(
+        row.workflow_id,
+        row.call_id,
+        row.decision,
+        row.rejection_message,
+        row.decided_by,
+        _utc(row.decided_at),
+        row.signature,
+    )
+    if verdict == "valid":
+        return True
+    logger.warning(
+        "Refused the stored decision on call %s of workflow %r (%s by %s): its signature is "
+        "%s, so a process without TIMESTEP_STATE_KEY may have written it. Ignored; the run "
+        "keeps waiting for a signed decision.",
+        row.call_id,
+        row.workflow_id,
+        row.decision,
+        row.decided_by or "an unnamed decider",
+        "missing" if verdict == "unsigned" else verdict,
+    )
+    return False
+
+
+async def _drop_forged(
+    conn: AsyncConnection, workflow_id: str, call_ids: list[str], signer: StateSigner
+) -> set[str]:
+    """Delete the stored decisions on ``call_ids`` that ``signer`` refuses; their call ids."""
+    table = workflow_decisions
+    dropped: set[str] = set()
+    for row in await _decision_rows(conn, workflow_id, call_ids):
+        if not _verified(row, signer):
+            await conn.execute(
+                delete(table).where(
+                    and_(table.c.workflow_id == workflow_id, table.c.call_id == row.call_id)
+                )
+            )
+            dropped.add(row.call_id)
+    return dropped
+
+
+async def _parked_state_is_signed(backend: SQLStateBackend, workflow_id: str) -> bool:
+    rows = await backend.list(session_id=workflow_id, status=StateStatus.INTERRUPTED, limit=10)
+    return any(row.signature for row in rows)
+
+
+def _signer(url: str) -> StateSigner | None:
+    # Read at each use, like RunStateStore does: the key of this process, now.
+    from ..config import load_settings
+
+    return StateSigner.from_settings(load_settings(url))
 
 
 def _refuse_if_different(

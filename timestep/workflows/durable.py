@@ -24,6 +24,9 @@ prefix routing, leaves tools to the user, and has no approvals):
   tool runs at the id reserved for its call id: the numbering no longer depends on scheduling.
 - Sessions and run states are written by steps the workflow runs itself (see
   :mod:`.sessions`); approvals wait on DBOS messages (see :mod:`.approvals`).
+- DBOS stores what a step raises, and a model client's error holds its request (API key
+  included): every step body raises a scrubbed error instead (:mod:`.scrubbing`), and so
+  does the workflow.
 
 Not made durable: streaming (runs use ``Runner.run``), MCP server tools, and local
 computer/shell tools (they run as ordinary workflow code and run again on replay), and
@@ -57,6 +60,7 @@ from agents import (
     RunState,
 )
 from agents.memory import Session
+from agents.retry import ModelRetryAdvice, ModelRetryAdviceRequest
 from agents.tool import FunctionTool, Tool
 from agents.tool_context import ToolContext
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, StepOptions, StepReservation
@@ -72,6 +76,7 @@ from .approvals import Decision, await_decisions, wait_for_decisions
 from .config import launched_settings
 from .handles import CONTINUED_IN, AgentWorkflowHandle, AgentWorkflowResult, workflow_status
 from .registry import check_registered, get_registered_agent
+from .scrubbing import model_call_error, retry_advice, scrub_error, scrubbed, workflow_error
 from .sessions import (
     SessionSpec,
     append_key,
@@ -412,7 +417,8 @@ async def execute_run(request: RunRequest) -> dict[str, Any]:
             result = await Runner.run(root, state, **options)
             observer.finished(result)
     except Exception as error:
-        storable = _storable(error, workflow_id)
+        # DBOS pickles the workflow's error into workflow_status: never with a request's key.
+        storable = workflow_error(error, workflow_id)
         if storable is error:
             raise
         raise storable from error
@@ -536,7 +542,10 @@ class _DurableRun:
 
         async def invoke(context: ToolContext[Any], arguments: str) -> Any:
             async def call() -> Any:
-                return await original(context, arguments)
+                return await scrubbed(
+                    lambda: original(context, arguments),
+                    lambda error: scrub_error(error, step["name"] or "timestep.tool"),
+                )
 
             reservation = run.reservations.pop(context.tool_call_id, None)
             if reservation is not None:
@@ -579,7 +588,11 @@ class DurableModel(Model):
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
         async def call() -> ModelResponse:
-            return await self.model.get_response(*args, **kwargs)
+            # What the client raised holds the request (API key included); DBOS would store it.
+            return await scrubbed(
+                lambda: self.model.get_response(*args, **kwargs),
+                lambda error: model_call_error(error, self.model),
+            )
 
         response: ModelResponse = await DBOS.run_step_async({"name": "timestep.model"}, call)
         # No await between the step and the reservations: their ids follow the model step's.
@@ -593,8 +606,11 @@ class DurableModel(Model):
             "workflows."
         )
 
-    def get_retry_advice(self, request: Any) -> Any:
-        return self.model.get_retry_advice(request)
+    def get_retry_advice(self, request: ModelRetryAdviceRequest) -> ModelRetryAdvice | None:
+        # The step raised a scrubbed ModelCallError: it keeps the status code and the retry
+        # headers the wrapped model's advice reads; retry_advice adds what its class no longer
+        # says (a network error, a timeout).
+        return retry_advice(request, self.model.get_retry_advice(request))
 
     async def close(self) -> None:
         await self.model.close()
@@ -649,9 +665,12 @@ def _output_guardrail(guardrail: OutputGuardrail[Any]) -> OutputGuardrail[Any]:
 
 def _durable_check(function: Callable[..., Any], step_name: str) -> Callable[..., Awaitable[Any]]:
     async def check(*args: Any) -> Any:
-        async def call() -> Any:
+        async def run() -> Any:
             verdict = function(*args)
             return await verdict if inspect.isawaitable(verdict) else verdict
+
+        async def call() -> Any:
+            return await scrubbed(run, lambda error: scrub_error(error, step_name))
 
         return await DBOS.run_step_async({"name": step_name}, call)
 
@@ -741,19 +760,6 @@ async def _append_items(spec: SessionSpec, items: list[Any], workflow_id: str) -
         return len(items)
     finally:
         await close_session(session)
-
-
-def _storable(error: Exception, workflow_id: str) -> Exception:
-    """``error`` if DBOS can store it as is, else a WorkflowRunError describing it."""
-    try:
-        pickle.loads(pickle.dumps(error))
-    except Exception:
-        return WorkflowRunError(
-            f"The agent run of workflow {workflow_id!r} failed: {type(error).__name__}: {error}",
-            workflow_id=workflow_id,
-            error_type=type(error).__name__,
-        )
-    return error
 
 
 def _check_storable_output(output: Any, workflow_id: str) -> None:

@@ -47,6 +47,8 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     input_tokens: int = 30
     output_tokens: int = 12
+    status: int = 200
+    """Any other status answers with OpenAI's error body instead (401, 500, ...)."""
 
 
 @dataclass
@@ -125,6 +127,8 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 # A 400, not a 5xx: the client retries server errors, which would only slow
                 # down a test that forgot to script a reply.
                 self._error(400, "fake openai: no scripted reply for this request")
+            elif reply.status != 200:
+                self._error(reply.status, f"fake openai: scripted HTTP {reply.status}")
             elif self.path == RESPONSES_PATH and received.stream:
                 self._events(_response_events(reply, body))
             elif self.path == RESPONSES_PATH:
