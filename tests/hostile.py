@@ -441,6 +441,7 @@ _COMMANDS: dict[tuple[str, ...], dict[str, str]] = {
         "--session": "session",
         "--url": "url",
         "--overwrite": "flag",
+        "--trust-unsigned": "flag",
     },
     ("usage",): {
         "--by": "grouping",
@@ -461,7 +462,8 @@ _COMMANDS: dict[tuple[str, ...], dict[str, str]] = {
     ("workflows", "list"): {"--status": "text", "--limit": "number", "--url": "url"},
     ("workflows", "show"): {"": "session", "--url": "url", "--json": "flag"},
     ("workflows", "cancel"): {"": "session", "--url": "url"},
-    ("workflows", "resume"): {"": "session", "--url": "url"},
+    ("workflows", "resume"): {"": "session", "--url": "url", "--force": "flag"},
+    ("workers",): {"--url": "url", "--json": "flag"},
     ("approve",): {"": "session", "--call-id": "text", "--url": "url"},
     ("reject",): {"": "session", "--call-id": "text", "--message": "text", "--url": "url"},
 }

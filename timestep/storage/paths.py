@@ -40,5 +40,8 @@ def private_file(path: Path) -> None:
         OSError: the file or a folder cannot be created.
     """
     private_folder(path.parent)
-    # No O_TRUNC: an existing file, maybe another process's database, keeps its content.
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    # O_EXCL: an existing file is never opened. Closing any descriptor of a SQLite database
+    # drops every POSIX lock this process holds on it, so opening and closing a file that a
+    # pool of this process uses would corrupt its locking ("disk I/O error").
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
