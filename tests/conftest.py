@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from workflow_support import launched
+from workflow_support import Worker, launched
 
 from subprocesses import run_python
 from timestep import plugins
@@ -61,3 +62,37 @@ def postgres_engine(postgres_url: str) -> Iterator[WorkflowSettings]:
     """DBOS on a fresh PostgreSQL database."""
     with launched(postgres_url) as settings:
         yield settings
+
+
+# Worker processes of the crash and fleet tests (tests/workflow_process.py).
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    """The file worker processes append their events to (tests/workflow_support.Recorder)."""
+    return tmp_path / "record.jsonl"
+
+
+@pytest.fixture
+def worker(timestep_home: Path, record: Path) -> Iterator[Callable[..., Worker]]:
+    """Start a worker process on a database (``--start``/``--wait``/... as extra args).
+
+    Workers still alive when the test ends (it failed midway) are killed. Without
+    ``--executor-id`` each has an id of its own; they heartbeat every 0.2 s, so a worker killed
+    for good has its runs adopted once its heartbeat is 3 s old.
+    """
+    env = {
+        **os.environ,
+        "TIMESTEP_HOME": str(timestep_home),
+        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
+        "TIMESTEP_WORKER_DEAD_AFTER": "3",
+    }
+    env.pop("TIMESTEP_EXECUTOR_ID", None)
+    started: list[Worker] = []
+
+    def start(url: str, *args: str) -> Worker:
+        started.append(Worker("worker", url, str(record), *args, env=env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if not process.ended:
+            process.kill()

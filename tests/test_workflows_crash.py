@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,37 +42,6 @@ from timestep.workflows import (
 Start = Callable[..., Worker]
 T = TypeVar("T")
 LABELS = ["model:0", "guardrail", "tool:c1", "tool:c2", "model:2", "tool:c3", "model:3"]
-
-
-@pytest.fixture
-def record(tmp_path: Path) -> Path:
-    return tmp_path / "record.jsonl"
-
-
-@pytest.fixture
-def worker(timestep_home: Path, record: Path) -> Iterator[Start]:
-    """Start a worker process on a database (``--start``/``--wait``/... as extra args).
-
-    Workers still alive when the test ends (it failed midway) are killed. They have ids of
-    their own and heartbeat every 0.2 s; a restart (a new id) gets its killed predecessor's
-    runs back once their heartbeat is 3 s old.
-    """
-    env = {
-        **os.environ,
-        "TIMESTEP_HOME": str(timestep_home),
-        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
-        "TIMESTEP_WORKER_DEAD_AFTER": "3",
-    }
-    started: list[Worker] = []
-
-    def start(url: str, *args: str) -> Worker:
-        started.append(Worker("worker", url, str(record), *args, env=env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if not process.ended:
-            process.kill()
 
 
 def assert_each_ran_to_completion_once(events: list[dict[str, Any]], labels: list[str]) -> None:

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,33 +42,6 @@ from timestep.workflows.fleet import Fleet, worker_status
 
 Start = Callable[..., Worker]
 LABELS = ["model:0", "guardrail", "tool:c1", "tool:c2", "model:2", "tool:c3", "model:3"]
-
-
-@pytest.fixture
-def record(tmp_path: Path) -> Path:
-    return tmp_path / "record.jsonl"
-
-
-@pytest.fixture
-def worker(timestep_home: Path, record: Path) -> Iterator[Start]:
-    """Start a worker process with default identity (extra args as in workflow_process.py)."""
-    env = {
-        **os.environ,
-        "TIMESTEP_HOME": str(timestep_home),
-        "TIMESTEP_WORKER_HEARTBEAT": "0.2",
-        "TIMESTEP_WORKER_DEAD_AFTER": "3",
-    }
-    env.pop("TIMESTEP_EXECUTOR_ID", None)
-    started: list[Worker] = []
-
-    def start(url: str, *args: str) -> Worker:
-        started.append(Worker("worker", url, str(record), *args, env=env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        if not process.ended:
-            process.kill()
 
 
 def starts_by_pid(events: list[dict[str, Any]], label: str) -> list[int]:
