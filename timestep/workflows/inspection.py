@@ -21,6 +21,7 @@ resuming it replays the checkpointed steps and continues after the last one.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +35,13 @@ from .approvals import PendingApproval, pending_approvals
 from .config import client_for, is_launched
 from .durable import APPROVAL_WAITER_NAME, WORKFLOW_NAME
 from .fleet import worker_status
-from .handles import FINISHED_STATUSES, AgentWorkflowHandle, chain_tail
+from .handles import (
+    CONTINUED_IN,
+    FINISHED_STATUSES,
+    AgentWorkflowHandle,
+    chain_tail,
+    workflow_status,
+)
 from .schedules import SCHEDULED_WORKFLOW_NAME
 
 __all__ = [
@@ -49,6 +56,9 @@ __all__ = [
     "resume_agent_workflow",
     "show_agent_workflow",
 ]
+
+# How often cancel follows a run being handed on while it cancels (0.1 s apart).
+_HANDOVER_CHECKS = 100
 
 AGENT_WORKFLOW_NAMES = (WORKFLOW_NAME, SCHEDULED_WORKFLOW_NAME, APPROVAL_WAITER_NAME)
 """The DBOS workflow names of durable agent runs (direct and queued, scheduled), and of the
@@ -255,13 +265,23 @@ async def cancel_agent_workflow(workflow_id: str, *, url: str | None = None) -> 
         WorkflowNotFoundError: there is no workflow ``workflow_id``.
     """
     await _find(workflow_id, url=url)
-    # A queued run that parked is carried on by another workflow: cancel that one.
-    target = await _carrier(workflow_id, url=url)
-    if is_launched():
-        await DBOS.cancel_workflow_async(target)
-    else:
-        await (await client_for(url)).cancel_workflow_async(target)
-    return (await _find(target, url=url)).status
+    status = "PENDING"
+    for _ in range(_HANDOVER_CHECKS):
+        # A queued run that parked is carried on by another workflow: cancel that one.
+        target = await _carrier(workflow_id, url=url)
+        if is_launched():
+            await DBOS.cancel_workflow_async(target)
+        else:
+            await (await client_for(url)).cancel_workflow_async(target)
+        found = await workflow_status(target, url=url, load_output=True)
+        status = found.status if found is not None else status
+        output = found.output if found is not None else None
+        handed_on = isinstance(output, dict) and bool(output.get(CONTINUED_IN))
+        if not (status == "SUCCESS" and handed_on):
+            return status
+        # It was handing the run on (parking) as we cancelled: cancel where the run went.
+        await asyncio.sleep(0.1)
+    return status
 
 
 async def resume_agent_workflow(
