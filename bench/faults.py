@@ -655,50 +655,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Nothing of the developer's own Timestep set-up is read or written.
             os.environ["TIMESTEP_HOME"] = home
             print(f"private PostgreSQL: initdb + start took {cluster.setup_seconds:.2f} s\n")
+
+            def database(backend: str, sqlite_file: Path) -> str:
+                """A fresh database for one part: ``sqlite_file``, or one on the cluster."""
+                if backend == "sqlite":
+                    return f"sqlite:///{sqlite_file}"
+                return asyncio.run(create_database(cluster))
+
             if "outage" in args.parts:
                 ok &= asyncio.run(outage(cluster, args))
                 print()
             for backend in args.backends if "concurrency" in args.parts else ():
                 folder = Path(home) / backend
                 folder.mkdir()
-                if backend == "sqlite":
-                    url = f"sqlite:///{folder}/faults.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, folder / "faults.db")
                 ok &= concurrency(backend, url, folder, args)
                 print()
 
             for backend in args.backends if "decisions" in args.parts else ():
                 folder = Path(home) / f"decisions-{backend}"
                 folder.mkdir()
-                if backend == "sqlite":
-                    url = f"sqlite:///{folder}/decisions.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, folder / "decisions.db")
                 ok &= decisions(backend, url, folder, args.pairs)
                 print()
 
             for backend in args.backends if "hostile" in args.parts else ():
-                if backend == "sqlite":
-                    url = f"sqlite:///{home}/hostile.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, Path(home) / "hostile.db")
                 ok &= asyncio.run(hostile(backend, url, args.hostile))
                 print()
 
             for backend in args.backends if "loops" in args.parts else ():
-                if backend == "sqlite":
-                    url = f"sqlite:///{home}/loops.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, Path(home) / "loops.db")
                 ok &= loops(backend, url, args.loops)
                 print()
 
             for backend in args.backends if "readers" in args.parts else ():
-                if backend == "sqlite":
-                    url = f"sqlite:///{home}/readers.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, Path(home) / "readers.db")
                 ok &= readers(backend, url, args.fresh_readers)
                 print()
 
@@ -709,10 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print()
 
             for backend in args.backends if "security" in args.parts else ():
-                if backend == "sqlite":
-                    url = f"sqlite:///{home}/security.db"
-                else:
-                    url = asyncio.run(create_database(cluster))
+                url = database(backend, Path(home) / "security.db")
                 ok &= security(backend, url, args.forgeries)
                 print()
 
